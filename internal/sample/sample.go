@@ -103,3 +103,6 @@ const (
 	ReasonTooManyLabels     = "too_many_labels"
 	ReasonStorage           = "storage_error"
 )
+
+// ReasonUnsupported marks data greenloop does not store yet (e.g. native histograms).
+const ReasonUnsupported = "unsupported"

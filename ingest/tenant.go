@@ -1,0 +1,87 @@
+package ingest
+
+import (
+	"context"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// TenantQueryable confines every read to one tenant's series and hides the
+// tenant label, so a tenant's queries look the same as in single-tenant mode.
+// An empty tenant returns q unchanged (single-tenant mode).
+func TenantQueryable(q storage.Queryable, tenant string) storage.Queryable {
+	if tenant == "" {
+		return q
+	}
+	return tenantQueryable{q: q, m: labels.MustNewMatcher(labels.MatchEqual, TenantLabel, tenant)}
+}
+
+type tenantQueryable struct {
+	q storage.Queryable
+	m *labels.Matcher
+}
+
+func (t tenantQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := t.q.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return tenantQuerier{q: q, m: t.m}, nil
+}
+
+type tenantQuerier struct {
+	q storage.Querier
+	m *labels.Matcher
+}
+
+// confine drops any matcher on the tenant label the caller sent (a client must
+// not reach another tenant) and adds the tenant's own.
+func (t tenantQuerier) confine(ms []*labels.Matcher) []*labels.Matcher {
+	out := make([]*labels.Matcher, 0, len(ms)+1)
+	for _, m := range ms {
+		if m.Name != TenantLabel {
+			out = append(out, m)
+		}
+	}
+	return append(out, t.m)
+}
+
+func (t tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return &tenantSeriesSet{SeriesSet: t.q.Select(ctx, sortSeries, hints, t.confine(ms)...)}
+}
+
+func (t tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if name == TenantLabel {
+		return nil, nil, nil
+	}
+	return t.q.LabelValues(ctx, name, hints, t.confine(ms)...)
+}
+
+func (t tenantQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	names, ann, err := t.q.LabelNames(ctx, hints, t.confine(ms)...)
+	if i, found := slices.BinarySearch(names, TenantLabel); found {
+		names = slices.Delete(slices.Clone(names), i, i+1)
+	}
+	return names, ann, err
+}
+
+func (t tenantQuerier) Close() error { return t.q.Close() }
+
+type tenantSeriesSet struct {
+	storage.SeriesSet
+}
+
+func (s *tenantSeriesSet) At() storage.Series {
+	return tenantSeries{Series: s.SeriesSet.At()}
+}
+
+type tenantSeries struct {
+	storage.Series
+}
+
+func (s tenantSeries) Labels() labels.Labels {
+	return labels.NewBuilder(s.Series.Labels()).Del(TenantLabel).Labels()
+}
