@@ -105,13 +105,12 @@ type rack struct {
 }
 
 type node struct {
-	key            uint64
-	pkgP           [2]int
-	util           int
-	gpuP, gpuUtil  []int
-	gpuKeys        []uint64
-	pkgKeys        [2]uint64
-	jobKey, utilKy uint64
+	pkgP            [2]int // series indices
+	util            int
+	gpuP, gpuUtil   []int
+	pkgKeys         [2]uint64 // noise keys
+	gpuKeys         []uint64
+	jobKey, utilKey uint64
 }
 
 // New builds the demo fleet. The seed fixes the layout details and every
@@ -216,14 +215,14 @@ func (f *Fleet) buildSite(s *site, rng *rand.Rand) {
 func (f *Fleet) buildNode(siteID string, r *rack, n, gpus int, loc []string) *node {
 	host := fmt.Sprintf("%s-%s-n%02d", siteID, r.name, n+1)
 	nl := append(slices.Clone(loc), "node", host)
-	nd := &node{key: keyOf(f.seed, host)}
+	key := keyOf(f.seed, host)
+	nd := &node{jobKey: sub(key, 1), utilKey: sub(key, 2)}
 	for s := range 2 {
 		sensor := fmt.Sprintf("intel-rapl:%d", s)
 		nd.pkgP[s] = f.addMeter(append(slices.Clone(nl), "source", "rapl", "component", "package", "sensor", sensor)...)
 		nd.pkgKeys[s] = keyOf(f.seed, host, sensor)
 	}
 	nd.util = f.add(-1, append(slices.Clone(nl), "__name__", MetricUtilization, "source", "import", "component", "package")...)
-	nd.jobKey, nd.utilKy = sub(nd.key, 1), sub(nd.key, 2)
 	for g := range gpus {
 		sensor := fmt.Sprintf("gpu%d", g)
 		gl := append(slices.Clone(nl), "source", "nvml", "component", "gpu", "sensor", sensor)
@@ -281,7 +280,7 @@ func (f *Fleet) eval(tms int64) {
 				ur := load*r.bias + 0.05*noise(r.key, tms, 2*hourMs)
 				w = torSwitchW
 				for _, nd := range r.nodes {
-					u := clamp(ur+0.10*noise(nd.utilKy, tms, 45*minuteMs)+0.03*noise(sub(nd.utilKy, 1), tms, 4*minuteMs), 0.01, 1)
+					u := clamp(ur+0.10*noise(nd.utilKey, tms, 45*minuteMs)+0.03*noise(sub(nd.utilKey, 1), tms, 4*minuteMs), 0.01, 1)
 					w += f.cpuNode(nd, u, 0, tms)
 				}
 			case rackGPU:
@@ -334,7 +333,7 @@ func (f *Fleet) gpuNode(nd *node, tms int64) float64 {
 		gpuW += p
 		sum += u
 	}
-	cpuU := clamp(0.12+0.3*sum/float64(len(nd.gpuKeys))+0.04*noise(nd.utilKy, tms, 20*minuteMs), 0.01, 1)
+	cpuU := clamp(0.12+0.3*sum/float64(len(nd.gpuKeys))+0.04*noise(nd.utilKey, tms, 20*minuteMs), 0.01, 1)
 	return f.cpuNode(nd, cpuU, gpuW+gpuNodeBaseW-cpuNodeBaseW, tms)
 }
 
@@ -354,24 +353,67 @@ func (s *site) carbonIntensity(t time.Time) float64 {
 // trapezoidal integral of its power since the last instant. f.mu must be held.
 func (f *Fleet) advance(tms int64) {
 	f.eval(tms)
-	if f.prevP == nil {
-		f.prevP = make([]float64, len(f.series))
+	if !f.started {
+		f.startCounters(tms, nil)
+		return
 	}
 	for i, sd := range f.series {
 		if sd.power < 0 {
 			continue
 		}
 		p := f.vals[sd.power]
-		if !f.started {
-			// Meters were commissioned long ago: start from a plausible reading.
+		f.vals[i] += (f.prevP[i] + p) / 2 * float64(tms-f.lastT) / 1000
+		f.prevP[i] = p
+	}
+	f.lastT = tms
+}
+
+// startCounters sets every counter at tms, f.vals holding the gauges there:
+// from last when it has the counter, else from a plausible meter reading (the
+// meters were commissioned long ago). f.mu must be held.
+func (f *Fleet) startCounters(tms int64, last func([]sample.Label) (float64, bool)) {
+	f.prevP = make([]float64, len(f.series))
+	for i, sd := range f.series {
+		if sd.power < 0 {
+			continue
+		}
+		p := f.vals[sd.power]
+		if v, ok := lookup(last, sd.labels); ok {
+			f.vals[i] = v
+		} else {
 			days := 200 + 1300*(unit(sub(keyOf(f.seed, "counter"), uint64(i)))+1)/2
 			f.vals[i] = math.Round(p * days * 86400)
-		} else {
-			f.vals[i] += (f.prevP[i] + p) / 2 * float64(tms-f.lastT) / 1000
 		}
 		f.prevP[i] = p
 	}
 	f.started, f.lastT = true, tms
+}
+
+func lookup(last func([]sample.Label) (float64, bool), ls []sample.Label) (float64, bool) {
+	if last == nil {
+		return 0, false
+	}
+	return last(slices.Clone(ls))
+}
+
+// Resume continues the energy counters from a store that already holds this
+// fleet's data (a restarted demo), so they go on from their stored values
+// instead of starting afresh, which queries would read as counter resets.
+// at is the last stored instant; last returns a counter's stored value there,
+// given the counter's labels as the fleet emits them (false: start that
+// counter afresh). Call it before Generate or Run; the next instant must be
+// after at. The fleet must have the same seed as the one that wrote the data,
+// for the power at at to be the one stored.
+func (f *Fleet) Resume(at time.Time, last func(labels []sample.Label) (float64, bool)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		return errors.New("demo: Resume after the fleet has emitted")
+	}
+	tms := at.UnixMilli()
+	f.eval(tms)
+	f.startCounters(tms, last)
+	return nil
 }
 
 func (f *Fleet) newBatch(steps int) []sample.Series {

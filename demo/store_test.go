@@ -25,7 +25,7 @@ func TestFleetThroughStoreAndSummary(t *testing.T) {
 	defer db.Close()
 
 	midnight := time.Date(2026, 2, 3, 0, 0, 0, 0, time.UTC)
-	from, now := midnight.Add(-2*time.Hour), midnight.Add(5*time.Hour+30*time.Minute)
+	from, now := midnight.Add(-20*time.Minute), midnight.Add(2*time.Hour+30*time.Minute)
 	f := demo.New(1)
 	// Keep the facility and IT meters and carbon intensity of every site for the expectations.
 	type key struct{ site, what string }

@@ -392,13 +392,13 @@ func (w *Writer) WriteSeries(ctx context.Context, o WriteOptions, series []sampl
 			w.cache.put(h, e)
 		}
 		if e.rej != nil {
-			rej := *e.rej
-			rej.Index = i
-			r.reject(len(s.Points), rej)
+			// Imports name refused samples by series and timestamp; a position in
+			// the decoded batch would mean nothing to the sender.
+			r.reject(len(s.Points), *e.rej)
 			continue
 		}
 		for _, p := range s.Points {
-			if err = r.appendPoint(e, i, p.T, p.V); err != nil {
+			if err = r.appendPoint(e, -1, p.T, p.V); err != nil {
 				break
 			}
 		}

@@ -283,7 +283,7 @@ func TestWriteSeriesMatchesRemote(t *testing.T) {
 	if res.Accepted != 1 || res.RejectedCount != 3 {
 		t.Fatalf("accepted %d rejected %d, want 1 and 3: %+v", res.Accepted, res.RejectedCount, res.Rejected)
 	}
-	if res.Rejected[1].Index != 1 || res.Rejected[1].Reason != sample.ReasonInvalidMetricName {
+	if res.Rejected[1].Series != `bad name{}` || res.Rejected[1].Reason != sample.ReasonInvalidMetricName {
 		t.Fatalf("second rejection %+v", res.Rejected[1])
 	}
 	if got := readAll(t, s, "t1"); !slices.Equal(got, []string{`{__name__="greenloop_power_watts", site="x"} => 0:5`}) {

@@ -26,6 +26,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/config"
 	"github.com/greenloop/greenloop/internal/sample"
 )
@@ -361,5 +362,30 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
+	}
+}
+
+func TestNewChecksDeps(t *testing.T) {
+	e := newEnv(t)
+	ok := e.srv.deps
+	var nilWriter *ingest.Writer
+	for _, tc := range []struct {
+		name string
+		edit func(*Deps)
+		want string
+	}{
+		{"no store", func(d *Deps) { d.Store = nil }, "Deps.Store"},
+		{"no writer", func(d *Deps) { d.Writer = nil }, "Deps.Writer"},
+		{"typed nil writer", func(d *Deps) { d.Writer = nilWriter }, "Deps.Writer"},
+		{"no engine", func(d *Deps) { d.Engine = nil }, "Deps.Engine"},
+	} {
+		d := ok
+		tc.edit(&d)
+		if _, err := New(d, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.want)
+		}
+	}
+	if _, err := New(ok, Options{Auth: config.Auth{TokensFile: filepath.Join(t.TempDir(), "missing")}}); err == nil {
+		t.Error("a missing tokens file was accepted")
 	}
 }

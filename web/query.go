@@ -489,6 +489,17 @@ func (s *Server) metadata(c echo.Context, _ Identity) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, []byte(`{"status":"success","data":{}}`))
 }
 
+// rules answers an empty rule list: greenloop evaluates no Prometheus rules.
+// Served because Grafana's alerting pages ask every Prometheus data source.
+func (s *Server) rules(c echo.Context, _ Identity) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, []byte(`{"status":"success","data":{"groups":[]}}`))
+}
+
+// alerts answers an empty alert list, for the same reason as rules.
+func (s *Server) alerts(c echo.Context, _ Identity) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, []byte(`{"status":"success","data":{"alerts":[]}}`))
+}
+
 type promSuccess struct {
 	Status string `json:"status"`
 	Data   any    `json:"data"`

@@ -139,6 +139,8 @@ func TestQueryJSON(t *testing.T) {
 		},
 		{name: "exemplars", target: "/api/v1/query_exemplars?query=up", want: `{"status":"success","data":[]}`},
 		{name: "metadata", target: "/api/v1/metadata", want: `{"status":"success","data":{}}`},
+		{name: "rules", target: "/api/v1/rules", want: `{"status":"success","data":{"groups":[]}}`},
+		{name: "alerts", target: "/api/v1/alerts", want: `{"status":"success","data":{"alerts":[]}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

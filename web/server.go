@@ -29,6 +29,8 @@ import (
 	"github.com/greenloop/greenloop/internal/sample"
 )
 
+var _ Writer = (*ingest.Writer)(nil)
+
 // Writer stores decoded series. *ingest.Writer implements it.
 //
 // A non-nil error means a storage failure: nothing from the call is
@@ -101,7 +103,9 @@ type Options struct {
 	TLS    config.TLS
 	// Ingest bounds request bodies; zero sizes take config.Default's.
 	Ingest config.Ingest
-	// Query.Timeout caps a query's "timeout" parameter; zero leaves only the engine's own.
+	// Query.Timeout caps a query's "timeout" parameter; zero leaves only the
+	// engine's own. MaxSamples and LookbackDelta are the engine's: set them in
+	// promql.EngineOpts.
 	Query     config.Query
 	BuildInfo BuildInfo
 	// PublicPaths are route patterns, registered by other packages on Echo(),
@@ -160,7 +164,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	if deps.Store == nil {
 		errs = append(errs, errors.New("web: Deps.Store is required"))
 	}
-	if deps.Writer == nil {
+	if w, typedNil := deps.Writer.(*ingest.Writer); deps.Writer == nil || (typedNil && w == nil) {
 		errs = append(errs, errors.New("web: Deps.Writer is required"))
 	}
 	if deps.Engine == nil {
@@ -428,6 +432,8 @@ func (s *Server) register() {
 	s.handle(getPost, "/api/v1/query_exemplars", prom(permRead), s.queryExemplars)
 	s.handle(get, "/api/v1/metadata", prom(permRead), s.metadata)
 	s.handle(get, "/api/v1/status/buildinfo", prom(permRead), s.buildInfo)
+	s.handle(get, "/api/v1/rules", prom(permRead), s.rules)
+	s.handle(get, "/api/v1/alerts", prom(permRead), s.alerts)
 	// greenloop's own resources.
 	s.handle(get, "/api/v1/sites", routeInfo{perm: permRead}, s.sites)
 	s.handle(get, "/api/v1/openapi.json", routeInfo{perm: permPublic}, s.openAPI)

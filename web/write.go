@@ -207,6 +207,11 @@ func (s *Server) writeOptions(rawQuery string, id Identity, ts *int64) (ingest.W
 			case name == ingest.TenantLabel:
 				return o, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("invalid extra_label %q: the tenant label comes from the token", v)}
 			}
+			for _, l := range o.ExtraLabels {
+				if l.Name == name {
+					return o, &Error{Code: http.StatusBadRequest, Msg: fmt.Sprintf("invalid extra_label %q: label %q given twice", v, name)}
+				}
+			}
 			o.ExtraLabels = append(o.ExtraLabels, sample.Label{Name: name, Value: value})
 		case "timestamp":
 			if ts == nil {

@@ -38,7 +38,7 @@ func (g *rwBatches) body(tb testing.TB, startMs int64) []byte {
 				{Name: "instance", Value: "host-" + strconv.Itoa(n/4) + ":9100"},
 				{Name: "job", Value: "node"},
 				{Name: "index", Value: strconv.Itoa(n % 4)},
-				{Name: "path", Value: "/sys/class/powercap/intel-rapl:" + strconv.Itoa(n%4)},
+				{Name: "zone", Value: "package-" + strconv.Itoa(n%4)},
 				{Name: "site", Value: "fra1"},
 			},
 			Samples: []prompb.Sample{{Timestamp: startMs + round*1000, Value: float64(round) * 12.5}},

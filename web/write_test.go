@@ -90,6 +90,8 @@ func TestRemoteWriteRefusals(t *testing.T) {
 		{"bad extra_label", "/api/v1/write?extra_label=9x=1", valid, rwHeaders, false, 400, "extra_label"},
 		{"extra_label without value", "/api/v1/write?extra_label=site", valid, rwHeaders, false, 400, "extra_label"},
 		{"extra_label tenant", "/api/v1/write?extra_label=tenant=x", valid, rwHeaders, false, 400, "tenant"},
+		{"extra_label twice", "/api/v1/write?extra_label=site=a&extra_label=site=b", valid, rwHeaders, false, 400, "twice"},
+		{"extra_label reserved", "/api/v1/write?extra_label=__name__=x", valid, rwHeaders, false, 400, "extra_label"},
 		{"GET", "/api/v1/write", nil, nil, false, 405, ""},
 	}
 	for _, tc := range tests {

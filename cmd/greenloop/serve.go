@@ -248,8 +248,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			case <-hup:
 				if err := srv.ReloadTokens(); err != nil {
 					log.Error("reloading tokens", "err", err)
-				} else {
-					log.Info("tokens reloaded")
 				}
 			}
 		}

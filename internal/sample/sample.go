@@ -4,6 +4,7 @@
 package sample
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 )
@@ -75,7 +76,7 @@ type Rejection struct {
 	// Line is the 1-based input line for line-oriented formats, 0 otherwise.
 	Line int `json:"line,omitempty"`
 	// Index is the 0-based position of the series in a remote_write request, -1 when not applicable.
-	Index int `json:"index,omitempty"`
+	Index int `json:"-"`
 	// Timestamp of the refused sample in ms, 0 when the whole series or line was refused.
 	TimestampMs int64 `json:"timestamp_ms,omitempty"`
 	// Field names what was wrong: "metric", "label", "value", "timestamp", "line", ...
@@ -84,6 +85,20 @@ type Rejection struct {
 	Reason string `json:"reason"`
 	// Detail is a human-readable explanation.
 	Detail string `json:"detail"`
+}
+
+// MarshalJSON writes "index" only for refusals that have one (remote_write
+// series positions, where 0 is a real position), and "line" only for line formats.
+func (r Rejection) MarshalJSON() ([]byte, error) {
+	type plain Rejection
+	out := struct {
+		plain
+		Index *int `json:"index,omitempty"`
+	}{plain: plain(r)}
+	if r.Line == 0 && r.Index >= 0 {
+		out.Index = &r.Index
+	}
+	return json.Marshal(out)
 }
 
 // Reasons used in Rejection.Reason. They are also the "reason" label of the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,11 +20,16 @@ const (
 	crashWriters          = 4  // concurrent remote_write clients
 	crashSeriesPerWriter  = 5  // series each writer owns
 	crashSamplesPerSeries = 10 // samples per series in one request
+	crashStepMs           = 10 // ms between a series' samples, so query windows fall between them
 	crashMetric           = "e2e_crash_samples"
 )
 
+// errCrashTimestamps stops a writer whose next samples would be newer than a
+// minute ago: the server took samples faster than the test's time window allows for.
+var errCrashTimestamps = errors.New("out of sample timestamps: raise the time span of the crash test")
+
 // crashWriter sends remote_write requests one after another for its own series.
-// Sample k of each series has timestamp base+k ms and value k, so every
+// Sample k of each series has timestamp base+10k ms and value k, so every
 // request i holds samples [i*crashSamplesPerSeries, (i+1)*crashSamplesPerSeries).
 type crashWriter struct {
 	id   int
@@ -50,7 +54,7 @@ func (w *crashWriter) request(i int) []byte {
 		}}
 		for j := 0; j < crashSamplesPerSeries; j++ {
 			k := i*crashSamplesPerSeries + j
-			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: w.base + int64(k), Value: float64(k)})
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: w.base + crashStepMs*int64(k), Value: float64(k)})
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
@@ -86,6 +90,10 @@ func (w *crashWriter) post(ctx context.Context, client *http.Client, url string,
 // run writes until the first request that is not acknowledged.
 func (w *crashWriter) run(ctx context.Context, client *http.Client, url string) {
 	for i := 0; ; i++ {
+		if last := w.base + crashStepMs*int64((i+1)*crashSamplesPerSeries); last > time.Now().Add(-time.Minute).UnixMilli() {
+			w.failErr = fmt.Errorf("request %d: %w", i, errCrashTimestamps)
+			return
+		}
 		code, body, err := w.post(ctx, client, url, i)
 		switch {
 		case err != nil:
@@ -107,7 +115,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	gl := startServer(t, "greenloop-1", dataDir)
 	writeURL := gl.url + "/api/v1/write"
 
-	base := time.Now().Add(-10 * time.Minute).UnixMilli()
+	base := time.Now().Add(-time.Hour).UnixMilli()
 	writers := make([]*crashWriter, crashWriters)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -134,7 +142,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			t.Errorf("writer %d: request %d answered HTTP %d before the kill, want 2xx: %s", w.id, w.acked, w.failStatus, w.failBody)
 		case w.failErr == nil:
 			t.Errorf("writer %d stopped without an error", w.id)
-		case errors.Is(w.failErr, context.DeadlineExceeded):
+		case errors.Is(w.failErr, context.DeadlineExceeded), errors.Is(w.failErr, errCrashTimestamps):
 			t.Errorf("writer %d: request %d timed out: %v", w.id, w.acked, w.failErr)
 		}
 		if w.acked == 0 {
@@ -150,72 +158,57 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	gl2 := startServer(t, "greenloop-2", dataDir)
 	t.Logf("greenloop-2 ready on the same data dir %s after the kill", time.Since(killedAt).Round(time.Millisecond))
 
-	// stored returns each series' samples (timestamp ms → value) and the
-	// count_over_time of each, keyed by "writer/series".
+	// Counts are taken with PromQL rather than by fetching every sample: per
+	// writer, count_over_time and sum_over_time over exactly the window of its
+	// acknowledged samples (timestamps base+10k ms, values k, k < acked), and
+	// count_over_time over everything it sent.
 	evalAt := time.Now()
-	stored := func() (map[string]map[int64]float64, map[string]int) {
+	perSeries := func(q string, at time.Time) map[string]float64 {
 		t.Helper()
-		samples := map[string]map[int64]float64{}
-		for _, s := range gl2.queryMatrix(t, "", crashMetric+"[15m]", evalAt) {
-			key := s.Metric["writer"] + "/" + s.Metric["series"]
-			m := map[int64]float64{}
-			for _, p := range s.Values {
-				m[int64(math.Round(p.T*1000))] = p.V
-			}
-			samples[key] = m
+		out := map[string]float64{}
+		for _, s := range gl2.queryVectorAt(t, "", q, at) {
+			out[s.Metric["writer"]+"/"+s.Metric["series"]] = s.Value.V
 		}
-		counts := map[string]int{}
-		for _, s := range gl2.queryVectorAt(t, "", "count_over_time("+crashMetric+"[15m])", evalAt) {
-			counts[s.Metric["writer"]+"/"+s.Metric["series"]] = int(s.Value.V)
-		}
-		return samples, counts
+		return out
 	}
-
-	samples, counts := stored()
-	if len(samples) != crashWriters*crashSeriesPerWriter {
-		t.Errorf("after restart: %d series of %s, want %d", len(samples), crashMetric, crashWriters*crashSeriesPerWriter)
+	totals := func() map[string]float64 {
+		t.Helper()
+		return perSeries("count_over_time("+crashMetric+"[2h])", evalAt)
+	}
+	total := totals()
+	if len(total) != crashWriters*crashSeriesPerWriter {
+		t.Errorf("after restart: %d series of %s, want %d", len(total), crashMetric, crashWriters*crashSeriesPerWriter)
 	}
 	lost, extra := 0, 0
 	for _, w := range writers {
-		ackedSamples := w.acked * crashSamplesPerSeries
+		n := w.acked * crashSamplesPerSeries // acknowledged samples per series
+		// The window (base-5ms, base+10(n-1)+5ms] holds samples 0..n-1 and no other.
+		at := time.UnixMilli(w.base + crashStepMs*int64(n-1) + crashStepMs/2)
+		sel := fmt.Sprintf(`%s{writer="%d"}[%dms]`, crashMetric, w.id, crashStepMs*int64(n))
+		counts := perSeries("count_over_time("+sel+")", at)
+		sums := perSeries("sum_over_time("+sel+")", at)
+		wantSum := float64(n) * float64(n-1) / 2
 		for s := 0; s < crashSeriesPerWriter; s++ {
 			key := fmt.Sprintf("%d/%s", w.id, w.seriesLabel(s))
-			got := samples[key]
-			present := 0
-			for k := 0; k < ackedSamples; k++ {
-				v, ok := got[w.base+int64(k)]
-				if ok && v == float64(k) {
-					present++
-				} else if ok {
-					t.Errorf("series %s: sample %d = %v, want %d", key, k, v, k)
-				}
+			present := int(counts[key])
+			inFlight := int(total[key]) - present
+			if present != n {
+				t.Errorf("series %s: %d of %d acknowledged samples survived the kill (%d lost)", key, present, n, n-present)
+			} else if sums[key] != wantSum {
+				t.Errorf("series %s: the %d acknowledged samples are there but their values sum to %v, want %v", key, n, sums[key], wantSum)
 			}
-			// Samples beyond the acknowledged ones can only come from the one
-			// request in flight at the kill, and only as written.
-			inFlight := 0
-			for ts, v := range got {
-				k := ts - w.base
-				if k < int64(ackedSamples) {
-					continue
-				}
-				if k < int64(ackedSamples+crashSamplesPerSeries) && v == float64(k) {
-					inFlight++
-				} else {
-					t.Errorf("series %s: unexpected sample at %d ms = %v (never written)", key, ts, v)
-				}
+			// Beyond the acknowledged samples there can only be (part of) the
+			// one request that was in flight at the kill.
+			if inFlight < 0 || inFlight > crashSamplesPerSeries {
+				t.Errorf("series %s: %d samples stored in all, %d acknowledged: %d beyond them, want 0..%d (the request in flight)",
+					key, int(total[key]), n, inFlight, crashSamplesPerSeries)
 			}
-			if present != ackedSamples {
-				t.Errorf("series %s: %d of %d acknowledged samples survived the kill (%d lost)", key, present, ackedSamples, ackedSamples-present)
+			if s == 0 || present != n {
+				t.Logf("series %s: acknowledged %d, stored %d (acknowledged and present %d, from the unacknowledged in-flight request %d)",
+					key, n, int(total[key]), present, inFlight)
 			}
-			if counts[key] != len(got) {
-				t.Errorf("series %s: count_over_time = %d, but the range query returned %d samples", key, counts[key], len(got))
-			}
-			if s == 0 || present != ackedSamples {
-				t.Logf("series %s: acknowledged %d, stored %d (acknowledged present %d, from the in-flight request %d), count_over_time %d",
-					key, ackedSamples, len(got), present, inFlight, counts[key])
-			}
-			lost += ackedSamples - present
-			extra += inFlight
+			lost += n - present
+			extra += max(inFlight, 0)
 		}
 	}
 	t.Logf("after restart: acknowledged samples %d, lost %d; unacknowledged in-flight samples that were stored anyway: %d",
@@ -229,13 +222,13 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			t.Errorf("writer %d: retry of request %d after restart: HTTP %d, err %v, want 2xx (retries must be idempotent): %s", w.id, w.acked, code, err, body)
 		}
 	}
-	_, counts = stored()
+	total = totals()
 	for _, w := range writers {
 		want := (w.acked + 1) * crashSamplesPerSeries
 		for s := 0; s < crashSeriesPerWriter; s++ {
 			key := fmt.Sprintf("%d/%s", w.id, w.seriesLabel(s))
-			if counts[key] != want {
-				t.Errorf("series %s after the retry: count_over_time = %d, want exactly %d", key, counts[key], want)
+			if int(total[key]) != want {
+				t.Errorf("series %s after the retry: count_over_time = %d, want exactly %d", key, int(total[key]), want)
 			}
 		}
 	}

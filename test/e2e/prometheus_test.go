@@ -121,6 +121,15 @@ remote_write:
 		t.Errorf("node_rapl_package_joules_total = %v, want one of the values served (1000 + 100·n)", r.Value.V)
 	}
 
+	// Let a few more scrapes arrive, so the range query below spans several of them.
+	var n []vectorSample
+	if !eventually(30*time.Second, 500*time.Millisecond, func() bool {
+		n, lastErr = gl.tryQueryVector(t, "", `count_over_time(greenloop_power_watts[5m])`)
+		return lastErr == nil && len(n) == 1 && n[0].Value.V >= 3
+	}) {
+		t.Fatalf("fewer than 3 samples of greenloop_power_watts arrived in 30s more (%+v, last query error: %v)", n, lastErr)
+	}
+
 	// promtool, Prometheus' own client, reads the same through the query API.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

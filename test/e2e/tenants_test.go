@@ -91,8 +91,20 @@ func TestTenantsIsolation(t *testing.T) {
 	check(acme, "e2e_tenant_power_watts", 111, 333)
 	check(globex, "e2e_tenant_power_watts", 222)
 	check(reader, "e2e_tenant_power_watts", 111, 333)
-	check(acme, `e2e_tenant_power_watts{tenant="globex"}`)
-	check(globex, `e2e_tenant_power_watts{tenant="acme"}`)
+	// Naming another tenant in a query must not reach its series (the server
+	// may answer nothing or confine the matcher to the caller's own tenant).
+	foreign := func(tk token, q string, others ...float64) {
+		t.Helper()
+		for _, v := range values(tk, q) {
+			if slices.Contains(others, v) {
+				t.Errorf("%s (tenant %s): query %q returned %v, another tenant's value", tk.name, tk.tenant, q, v)
+			}
+		}
+	}
+	foreign(acme, `e2e_tenant_power_watts{tenant="globex"}`, 222)
+	foreign(acme, `{__name__=~"e2e_tenant.*",tenant=~".+"}`, 222)
+	foreign(globex, `e2e_tenant_power_watts{tenant="acme"}`, 111, 333)
+	foreign(globex, `{__name__=~"e2e_tenant.+",tenant!="globex"}`, 111, 333, 7)
 	check(globex, "sum(e2e_tenant_power_watts)", 222)
 	check(globex, "e2e_tenant_spoof")
 	check(acme, "e2e_tenant_spoof", 7)

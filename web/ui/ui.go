@@ -92,7 +92,16 @@ func Register(e *echo.Echo, deps Deps) {
 	if err != nil {
 		panic(err)
 	}
-	e.StaticFS("/static", sub)
+	files := echo.StaticDirectoryHandler(sub, true)
+	e.GET(PathStatic, func(c echo.Context) error {
+		// The page links assets with ?v=<version>: those URLs never change content.
+		if c.QueryParam("v") == h.version {
+			c.Response().Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			c.Response().Header().Set("Cache-Control", "no-cache")
+		}
+		return files(c)
+	})
 }
 
 func assetsVersion() string {
@@ -204,7 +213,7 @@ func (d *pageData) fill(f Fleet) {
 		{"pue", "PUE", fmtPUE(t.PUE)},
 		{"energy_today_kwh", "Energy today", fmtEnergy(kwh)},
 		{"co2e_today_kg", "CO₂e today", fmtCO2e(kg)},
-		{"carbon_intensity_today_grams_per_kwh", "Carbon intensity today", fmtIntensity(t.CarbonIntensityToday)},
+		{"carbon_intensity_today_grams_per_kwh", "Intensity today", fmtIntensity(t.CarbonIntensityToday)},
 	}
 	for _, s := range f.Sites {
 		d.Sites = append(d.Sites, siteRow{

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func TestPage(t *testing.T) {
 		`data-total="it_power_watts"><span class="label">IT power</span><span class="value">100.0 kW<`,
 		`data-total="pue"><span class="label">PUE</span><span class="value">1.30<`,
 		`data-total="co2e_today_kg"><span class="label">CO₂e today</span><span class="value">156.0 kg<`,
-		`data-total="carbon_intensity_today_grams_per_kwh"><span class="label">Carbon intensity today</span><span class="value">400 g/kWh<`,
+		`data-total="carbon_intensity_today_grams_per_kwh"><span class="label">Intensity today</span><span class="value">400 g/kWh<`,
 		// the static site, escaped, with its badge and warning
 		"Stockholm &lt;static&gt;", `<span class="badge">static</span>`, `title="meters.it_energy: bad"`,
 		"Updated 2026-03-10 03:00:00 UTC", "Today = since <span id=\"since\">00:00 UTC",
@@ -185,8 +186,27 @@ func TestStatic(t *testing.T) {
 			t.Errorf("%s: %d %q %d bytes", path, rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
 		}
 	}
-	if rec := get(e, "/static/nope.js"); rec.Code != http.StatusNotFound {
-		t.Errorf("missing asset: %d", rec.Code)
+	for _, p := range []string{"/static/nope.js", "/static/", "/static/../ui.go", "/staticx"} {
+		if rec := get(e, p); rec.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", p, rec.Code)
+		}
+	}
+	page := get(e, "/").Body.String()
+	m := regexp.MustCompile(`/static/app\.js\?v=[0-9a-f]+`).FindString(page)
+	if rec := get(e, m); m == "" || rec.Code != http.StatusOK || !strings.Contains(rec.Header().Get("Cache-Control"), "immutable") {
+		t.Errorf("versioned asset %q: %d %q", m, rec.Code, rec.Header().Get("Cache-Control"))
+	}
+	if cc := get(e, "/static/app.js").Header().Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("unversioned asset Cache-Control %q", cc)
+	}
+	var routes []string
+	for _, r := range e.Routes() {
+		routes = append(routes, r.Method+" "+r.Path)
+	}
+	for _, want := range []string{"GET " + PathPage, "GET " + PathFleet, "GET " + PublicPaths[0]} {
+		if !slices.Contains(routes, want) {
+			t.Errorf("routes %v lack %s", routes, want)
+		}
 	}
 	js := get(e, "/static/app.js").Body.String()
 	for _, want := range []string{"dataset.ready = \"1\"", `"/api/v1/fleet"`} {

@@ -226,6 +226,32 @@ func instantScalar(ctx context.Context, c *http.Client, base, query string, at t
 	return parseValue(vs[0].Value[1])
 }
 
+// instantVector evaluates a query and returns its samples keyed by their labels.
+func instantVector(ctx context.Context, c *http.Client, base, query string, at time.Time) (map[string]float64, error) {
+	p := url.Values{"query": {query}, "time": {formatTime(at)}}
+	d, _, err := apiGet(ctx, c, base, "/api/v1/query", p)
+	if err != nil {
+		return nil, err
+	}
+	if d.ResultType != "vector" {
+		return nil, fmt.Errorf("result type %q, want vector", d.ResultType)
+	}
+	var vs []vectorSample
+	if err := json.Unmarshal(d.Result, &vs); err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(vs))
+	for _, s := range vs {
+		v, err := parseValue(s.Value[1])
+		if err != nil {
+			return nil, err
+		}
+		k, _ := json.Marshal(s.Metric)
+		out[string(k)] = v
+	}
+	return out, nil
+}
+
 func parseValue(v any) (float64, error) {
 	s, ok := v.(string)
 	if !ok {
@@ -272,27 +298,42 @@ func parseMatrix(d queryData) (matrix, int, error) {
 	return m, points, nil
 }
 
-// compareMatrices counts the points of a that b lacks or has with a value
-// differing by more than a relative tol.
-func compareMatrices(a, b matrix, tol float64) (mismatches, compared int) {
+// matrixDiff compares two range-query answers.
+type matrixDiff struct {
+	Compared   int     `json:"compared_points"`    // points both answers have
+	OnlyInOne  int     `json:"points_only_in_one"` // points one answer has and the other lacks
+	Differing  int     `json:"differing_points"`   // compared points whose values differ by more than the tolerance
+	MaxRelDiff float64 `json:"max_relative_difference"`
+}
+
+// compareMatrices compares a and b point by point, values within a relative tol counting as equal.
+func compareMatrices(a, b matrix, tol float64) matrixDiff {
+	var d matrixDiff
 	for k, av := range a {
 		bv := b[k]
 		for ts, x := range av {
-			compared++
 			y, ok := bv[ts]
-			if !ok || !closeEnough(x, y, tol) {
-				mismatches++
+			if !ok {
+				d.OnlyInOne++
+				continue
+			}
+			d.Compared++
+			if !closeEnough(x, y, tol) {
+				d.Differing++
+			}
+			if s := max(abs(x), abs(y)); s > 0 {
+				d.MaxRelDiff = max(d.MaxRelDiff, abs(x-y)/s)
 			}
 		}
 	}
 	for k, bv := range b {
 		for ts := range bv {
 			if _, ok := a[k][ts]; !ok {
-				mismatches++
+				d.OnlyInOne++
 			}
 		}
 	}
-	return mismatches, compared
+	return d
 }
 
 func closeEnough(x, y, tol float64) bool {

@@ -20,6 +20,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,6 +69,7 @@ type settings struct {
 	Out           string `json:"-"`
 	Keep          bool   `json:"-"`
 	WorkParent    string `json:"-"`
+	PerfDir       string `json:"-"`
 }
 
 func (s settings) has(phase string) bool {
@@ -102,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.StringVar(&s.Out, "out", "", "write the results as JSON to this file")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the work directory (data directories, server logs)")
 	fs.StringVar(&s.WorkParent, "workdir", "", "parent of the temporary work directory (default: the system's)")
+	fs.StringVar(&s.PerfDir, "perf", "", "after the phases, profile each server with Linux perf during one more, untimed ingest load; write the recordings and reports into this directory")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: go run ./test/bench/ingestbench [flags]\n\n"+
 			"Benchmarks greenloop against Prometheus on the same remote_write load:\n"+
@@ -189,7 +192,8 @@ func run(ctx context.Context, s settings) (*results, error) {
 		defer os.RemoveAll(work)
 	}
 	res := &results{Date: time.Now().UTC().Format(time.RFC3339), Settings: s, Machine: machineInfo(), GoVersion: runtime.Version()}
-	if s.GreenloopBin == "" {
+	built := s.GreenloopBin == ""
+	if built {
 		s.GreenloopBin, err = buildGreenloop(ctx, work)
 		if err != nil {
 			return nil, err
@@ -199,6 +203,10 @@ func run(ctx context.Context, s settings) (*results, error) {
 		return nil, fmt.Errorf("prometheus server binary: %w", err)
 	}
 	res.Greenloop = greenloopInfo(s.GreenloopBin)
+	if built && res.Greenloop.Version == "(devel)" {
+		// Built with -buildvcs=false: ask git about the tree it was built from.
+		res.Greenloop.Version = gitRevision(ctx)
+	}
 	res.Prometheus = prometheusInfo(ctx, s.PrometheusBin)
 	logf("greenloop %s (%s) vs Prometheus %s (%s) on %s, %d cores",
 		res.Greenloop.Version, res.Greenloop.GoVersion, res.Prometheus.Version, res.Prometheus.GoVersion, res.Machine.CPUModel, res.Machine.Cores)
@@ -228,9 +236,27 @@ func run(ctx context.Context, s settings) (*results, error) {
 			fail("query", err)
 		}
 	}
+	if s.PerfDir != "" && ctx.Err() == nil {
+		if err := b.profilePhase(ctx, s.PerfDir); err != nil {
+			fail("perf", err)
+		}
+	}
 	res.Machine.LoadAvgEnd = loadAvg()
 	res.Targets = targets(res)
 	return res, errors.Join(errs...)
+}
+
+// gitRevision describes the checkout of the working directory: "rev <hash>", plus " (modified)" when tracked files changed.
+func gitRevision(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "(devel)"
+	}
+	v := "rev " + strings.TrimSpace(string(out))
+	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		v += " (modified)"
+	}
+	return v
 }
 
 // buildGreenloop builds ./cmd/greenloop of the module this command belongs to.

@@ -271,6 +271,8 @@ func (b *bench) queryPhase(ctx context.Context) error {
 	b.res.Query = qr
 	logf("query: %d counters x %d samples (%s at %s) over %d sites = %d samples", s.QuerySeries, steps, s.QuerySpan, s.QueryInterval, l.Fleet.SitesUsed(), l.Samples())
 	results := map[string]matrix{}
+	raw := map[string]map[string]float64{}
+	rawQuery := fmt.Sprintf("sum by (site)(%s)", loadgen.EnergyMetric)
 	for _, name := range order(0) {
 		run := &queryRun{}
 		err := b.withServer(name, func(srv *server) error {
@@ -290,6 +292,9 @@ func (b *bench) queryPhase(ctx context.Context) error {
 			}
 			run.BlocksAtQuery = len(blocks)
 			c := newClient(1)
+			if raw[name], err = instantVector(ctx, c, srv.url, rawQuery, time.UnixMilli(l.End())); err != nil {
+				return fmt.Errorf("%s: %s: %w", name, rawQuery, err)
+			}
 			p := url.Values{"query": {qr.Query}, "start": {fmt.Sprint(qr.Start)}, "end": {fmt.Sprint(qr.End)},
 				"step": {fmt.Sprint(qr.Step)}}
 			for range s.QueryRuns {
@@ -320,11 +325,21 @@ func (b *bench) queryPhase(ctx context.Context) error {
 			name, run.MedianSeconds, run.MaxSeconds, len(run.RunsSeconds), run.Series, run.Points, run.BlocksAtQuery)
 	}
 	qr.RatioMedian = qr.Servers[nameGreenloop].MedianSeconds / qr.Servers[namePrometheus].MedianSeconds
-	// Same data, same PromQL: the answers must agree.
-	qr.MismatchedPoints, qr.ComparedPoints = compareMatrices(results[nameGreenloop], results[namePrometheus], 1e-9)
-	if qr.MismatchedPoints > 0 {
-		return fmt.Errorf("greenloop and prometheus disagree on %d of %d points of %s", qr.MismatchedPoints, qr.ComparedPoints, qr.Query)
+	// Same data: the counters' values must agree exactly (up to summation order).
+	g, p := raw[nameGreenloop], raw[namePrometheus]
+	qr.RawSumQuery = rawQuery
+	qr.RawSumsCompared = len(g)
+	for k, v := range g {
+		if w, ok := p[k]; !ok || !closeEnough(v, w, 1e-12) {
+			qr.RawSumsDiffering++
+		}
 	}
+	if len(g) != len(p) || len(g) != l.Fleet.SitesUsed() || qr.RawSumsDiffering > 0 {
+		return fmt.Errorf("%s at the last sample: greenloop has %d sites, prometheus %d, %d differ", rawQuery, len(g), len(p), qr.RawSumsDiffering)
+	}
+	// rate() may differ: Prometheus 3's engine (greenloop's) leaves range
+	// selectors open on the left, 2.x's includes a sample at exactly t-5m.
+	qr.RateDiff = compareMatrices(results[nameGreenloop], results[namePrometheus], 1e-9)
 	return nil
 }
 

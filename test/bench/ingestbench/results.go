@@ -136,14 +136,18 @@ type queryRun struct {
 }
 
 type queryResults struct {
-	Query            string               `json:"query"`
-	Start            int64                `json:"start"`
-	End              int64                `json:"end"`
-	Step             float64              `json:"step_seconds"`
-	Servers          map[string]*queryRun `json:"servers"`
-	RatioMedian      float64              `json:"ratio_median"` // greenloop median / prometheus median (lower is faster)
-	ComparedPoints   int                  `json:"compared_points"`
-	MismatchedPoints int                  `json:"mismatched_points"`
+	Query       string               `json:"query"`
+	Start       int64                `json:"start"`
+	End         int64                `json:"end"`
+	Step        float64              `json:"step_seconds"`
+	Servers     map[string]*queryRun `json:"servers"`
+	RatioMedian float64              `json:"ratio_median"` // greenloop median / prometheus median (lower is faster)
+	// The same data must give the same sums of raw counter values.
+	RawSumQuery      string `json:"raw_sum_query"`
+	RawSumsCompared  int    `json:"raw_sums_compared"`
+	RawSumsDiffering int    `json:"raw_sums_differing"`
+	// How the two answers to Query differ (see the query phase).
+	RateDiff matrixDiff `json:"rate_diff"`
 }
 
 // target is one goal of the benchmark issue and whether this run met it.
@@ -355,8 +359,13 @@ func printReport(w io.Writer, res *results) {
 			row("ratio", f2(qr.RatioMedian)+"x", "", "", "", "")
 		}
 		tw.Flush()
-		if qr.ComparedPoints > 0 {
-			fmt.Fprintf(w, "answers compared: %d points, %d differ\n", qr.ComparedPoints, qr.MismatchedPoints)
+		if qr.RawSumsCompared > 0 {
+			fmt.Fprintf(w, "same data: %s at the last sample agrees on %d of %d sites\n", qr.RawSumQuery, qr.RawSumsCompared-qr.RawSumsDiffering, qr.RawSumsCompared)
+		}
+		if d := qr.RateDiff; d.Compared > 0 {
+			fmt.Fprintf(w, "rate() answers: %d points compared, %d differ (max relative difference %.3g), %d only in one answer\n"+
+				"  (Prometheus 3 range selectors, in greenloop's engine, exclude a sample at exactly t-5m; 2.x includes it)\n",
+				d.Compared, d.Differing, d.MaxRelDiff, d.OnlyInOne)
 		}
 		fmt.Fprintln(w)
 	}
