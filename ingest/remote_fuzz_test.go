@@ -33,7 +33,7 @@ func (s *recordingStore) Appender(context.Context) storage.Appender {
 	return &recordingAppender{s: s}
 }
 func (s *recordingStore) Stats(context.Context) (Stats, error) { return Stats{}, nil }
-func (s *recordingStore) Close() error                        { return nil }
+func (s *recordingStore) Close() error                         { return nil }
 
 func (a *recordingAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	a.pending = append(a.pending, recorded{l, t, v})

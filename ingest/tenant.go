@@ -37,16 +37,10 @@ type tenantQuerier struct {
 	m *labels.Matcher
 }
 
-// confine drops any matcher on the tenant label the caller sent (a client must
-// not reach another tenant) and adds the tenant's own.
+// confine adds the tenant's own matcher to the caller's: a caller's matcher on
+// the tenant label can only narrow the view (asking for another tenant finds nothing).
 func (t tenantQuerier) confine(ms []*labels.Matcher) []*labels.Matcher {
-	out := make([]*labels.Matcher, 0, len(ms)+1)
-	for _, m := range ms {
-		if m.Name != TenantLabel {
-			out = append(out, m)
-		}
-	}
-	return append(out, t.m)
+	return append(ms[:len(ms):len(ms)], t.m)
 }
 
 func (t tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -246,7 +247,7 @@ func (w *Writer) newEntry(key string, in []sample.Label, o WriteOptions) *series
 	}
 	b.Sort()
 	e.lset = b.Labels()
-	e.metric = e.lset.Get(labels.MetricName)
+	e.metric = e.lset.Get(model.MetricNameLabel)
 	if w.mapping {
 		final := make([]sample.Label, 0, e.lset.Len())
 		e.lset.Range(func(l labels.Label) { final = append(final, sample.Label{Name: l.Name, Value: l.Value}) })
@@ -270,6 +271,8 @@ type request struct {
 	res    Result
 	mapped int
 	byWhy  map[string]int
+	// line is the input line of the point being appended, 0 when unknown.
+	line int
 }
 
 func (w *Writer) begin(ctx context.Context) *request {
@@ -287,13 +290,13 @@ func (r *request) reject(n int, rej sample.Rejection) {
 // appendPoint validates and appends one sample of e. A non-nil error is a storage failure.
 func (r *request) appendPoint(e *seriesEntry, index int, t int64, v float64) error {
 	if reason, detail, ok := validate.Point(e.metric, sample.Point{T: t, V: v}, r.now, r.w.limits); !ok {
-		r.reject(1, sample.Rejection{Series: e.lset.String(), Index: index, TimestampMs: t, Field: fieldOf(reason), Reason: reason, Detail: detail})
+		r.reject(1, sample.Rejection{Series: e.lset.String(), Line: r.line, Index: index, TimestampMs: t, Field: fieldOf(reason), Reason: reason, Detail: detail})
 		return nil
 	}
 	ref, err := r.app.Append(storage.SeriesRef(e.ref.Load()), e.lset, t, v)
 	if err != nil {
 		if reason, ok := sampleError(err); ok {
-			r.reject(1, sample.Rejection{Series: e.lset.String(), Index: index, TimestampMs: t, Field: "timestamp", Reason: reason, Detail: err.Error()})
+			r.reject(1, sample.Rejection{Series: e.lset.String(), Line: r.line, Index: index, TimestampMs: t, Field: "timestamp", Reason: reason, Detail: err.Error()})
 			return nil
 		}
 		return fmt.Errorf("append %s: %w", e.lset.String(), err)
@@ -392,12 +395,24 @@ func (w *Writer) WriteSeries(ctx context.Context, o WriteOptions, series []sampl
 			w.cache.put(h, e)
 		}
 		if e.rej != nil {
-			// Imports name refused samples by series and timestamp; a position in
-			// the decoded batch would mean nothing to the sender.
-			r.reject(len(s.Points), *e.rej)
+			// Imports name refused samples by input line (when the format has
+			// lines) and series; a position in the decoded batch would mean
+			// nothing to the sender. Each line is listed.
+			for j := range s.Points {
+				rej := *e.rej
+				rej.Index = -1
+				if j < len(s.Lines) {
+					rej.Line = s.Lines[j]
+				}
+				r.reject(1, rej)
+			}
 			continue
 		}
-		for _, p := range s.Points {
+		for j, p := range s.Points {
+			r.line = 0
+			if j < len(s.Lines) {
+				r.line = s.Lines[j]
+			}
 			if err = r.appendPoint(e, -1, p.T, p.V); err != nil {
 				break
 			}

@@ -17,7 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/greenloop/greenloop/demo"
 	"github.com/greenloop/greenloop/ingest"
@@ -303,14 +306,21 @@ func runDemo(ctx context.Context, log *slog.Logger, store ingest.Store, fleet *d
 	if err != nil {
 		return err
 	}
-	if st.MaxTime > 0 {
-		// A store that already has data (a given --data-dir) continues where it stopped.
-		if last := time.UnixMilli(st.MaxTime).Add(demoStep).Truncate(demoStep); last.After(from) {
-			from = last
+	if st.MaxTime > 0 && time.UnixMilli(st.MaxTime).After(from) {
+		// A store that already has the demo's data (a given --data-dir) continues
+		// where it stopped, its counters going on from their stored values.
+		at := time.UnixMilli(st.MaxTime)
+		if err := fleet.Resume(at, lastValue(ctx, ingest.TenantQueryable(store, tenant), at)); err != nil {
+			return fmt.Errorf("resume demo: %w", err)
 		}
+		from = at.Add(demoStep).Truncate(demoStep)
 	}
 	t0 := time.Now()
 	total := 0
+	if from.After(now) {
+		ready.Store(true) // stopped less than a step ago: straight on with live data
+		return runLiveDemo(ctx, log, w, o, fleet)
+	}
 	err = fleet.Generate(from, now, demoStep, func(batch []sample.Series) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -328,6 +338,10 @@ func runDemo(ctx context.Context, log *slog.Logger, store ingest.Store, fleet *d
 	log.Info("demo history written", "sites", len(fleet.Sites()), "series", fleet.SeriesCount(),
 		"samples", total, "from", from.UTC().Format(time.RFC3339), "took", time.Since(t0).Round(time.Millisecond))
 	ready.Store(true)
+	return runLiveDemo(ctx, log, w, o, fleet)
+}
+
+func runLiveDemo(ctx context.Context, log *slog.Logger, w *ingest.Writer, o ingest.WriteOptions, fleet *demo.Fleet) error {
 	return fleet.Run(ctx, time.Now, demoLiveStep, func(ctx context.Context, batch []sample.Series) error {
 		res, err := w.WriteSeries(ctx, o, batch)
 		if err == nil && res.RejectedCount > 0 {
@@ -335,4 +349,29 @@ func runDemo(ctx context.Context, log *slog.Logger, store ingest.Store, fleet *d
 		}
 		return err
 	})
+}
+
+// lastValue returns the last stored value at or before at of the series with exactly the given labels.
+func lastValue(ctx context.Context, q storage.Queryable, at time.Time) func([]sample.Label) (float64, bool) {
+	return func(ls []sample.Label) (float64, bool) {
+		qr, err := q.Querier(at.Add(-24*time.Hour).UnixMilli(), at.UnixMilli())
+		if err != nil {
+			return 0, false
+		}
+		defer qr.Close()
+		ms := make([]*labels.Matcher, 0, len(ls))
+		for _, l := range ls {
+			ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+		}
+		ss := qr.Select(ctx, false, nil, ms...)
+		v, found := 0.0, false
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				_, v = it.At()
+				found = true
+			}
+		}
+		return v, found && ss.Err() == nil
+	}
 }

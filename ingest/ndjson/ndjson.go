@@ -123,7 +123,7 @@ func (p *parser) parseLine(lineNo int, line []byte) {
 	if r.haveTs {
 		ts = r.ts
 	}
-	p.add(r.labels, sample.Point{T: ts, V: r.value})
+	p.add(lineNo, r.labels, sample.Point{T: ts, V: r.value})
 }
 
 type reading struct {
@@ -319,7 +319,7 @@ func kindOf(raw []byte) string {
 }
 
 // add appends the point to the series with these labels.
-func (p *parser) add(ls []sample.Label, pt sample.Point) {
+func (p *parser) add(lineNo int, ls []sample.Label, pt sample.Point) {
 	p.order = p.order[:0]
 	for i := range ls {
 		if ls[i].Value == "" {
@@ -341,8 +341,9 @@ func (p *parser) add(ls []sample.Label, pt sample.Point) {
 	}
 	if n, ok := p.index[string(p.key)]; ok {
 		p.series[n].Points = append(p.series[n].Points, pt)
+		p.series[n].Lines = append(p.series[n].Lines, lineNo)
 		return
 	}
 	p.index[string(p.key)] = len(p.series)
-	p.series = append(p.series, sample.Series{Labels: ls, Points: []sample.Point{pt}})
+	p.series = append(p.series, sample.Series{Labels: ls, Points: []sample.Point{pt}, Lines: []int{lineNo}})
 }

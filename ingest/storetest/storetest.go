@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -103,7 +104,7 @@ func read(t *testing.T, s ingest.Store, mint, maxt int64, ms ...*labels.Matcher)
 }
 
 func eq(name string) *labels.Matcher {
-	return labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name)
+	return labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name)
 }
 
 func testAppendCommitSelect(t *testing.T, open Opener) {
@@ -344,7 +345,7 @@ func testSpecialValues(t *testing.T, open Opener) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	l := ls("__name__", "special", "site", "x")
-	vals := []float64{math.Inf(1), math.Inf(-1), -0.0, 1e-300, 1.7976931348623157e308}
+	vals := []float64{math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 1e-300, 1.7976931348623157e308}
 	var pts []point
 	for i, v := range vals {
 		pts = append(pts, point{base + int64(i), v})

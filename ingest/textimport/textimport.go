@@ -164,7 +164,7 @@ func (p *parser) parseLine(lineNo int, line []byte) {
 			return
 		}
 	}
-	p.add(sample.Point{T: ts, V: v})
+	p.add(lineNo, sample.Point{T: ts, V: v})
 }
 
 // parseLabels reads `name="value", ...}` starting just after '{' and returns
@@ -294,7 +294,7 @@ func (p *parser) stringLabels() []sample.Label {
 }
 
 // add appends the point to the series of the current line's labels.
-func (p *parser) add(pt sample.Point) {
+func (p *parser) add(lineNo int, pt sample.Point) {
 	// The key lists the non-empty labels sorted by name, each length-prefixed.
 	p.order = p.order[:0]
 	for i := range p.labels {
@@ -316,8 +316,9 @@ func (p *parser) add(pt sample.Point) {
 	}
 	if n, ok := p.index[string(p.key)]; ok {
 		p.series[n].Points = append(p.series[n].Points, pt)
+		p.series[n].Lines = append(p.series[n].Lines, lineNo)
 		return
 	}
 	p.index[string(p.key)] = len(p.series)
-	p.series = append(p.series, sample.Series{Labels: p.stringLabels(), Points: []sample.Point{pt}})
+	p.series = append(p.series, sample.Series{Labels: p.stringLabels(), Points: []sample.Point{pt}, Lines: []int{lineNo}})
 }

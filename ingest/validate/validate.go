@@ -214,7 +214,7 @@ func reject(ls []sample.Label, field, reason, detail string) *sample.Rejection {
 // Point does not allocate when the sample is accepted.
 func Point(metric string, p sample.Point, now time.Time, lim Limits) (reason, detail string, ok bool) {
 	nowMs := now.UnixMilli()
-	if lim.MaxFutureSkew > 0 && p.T > nowMs && uint64(p.T)-uint64(nowMs) > uint64(lim.MaxFutureSkew.Milliseconds())-1 {
+	if lim.MaxFutureSkew > 0 && p.T > nowMs && uint64(p.T)-uint64(nowMs) > uint64(lim.MaxFutureSkew.Milliseconds()) {
 		return sample.ReasonTooFarInFuture, fmt.Sprintf("timestamp %d is %s ahead of the server clock (%d), more than the allowed %s",
 			p.T, msString(uint64(p.T)-uint64(nowMs)), nowMs, lim.MaxFutureSkew), false
 	}

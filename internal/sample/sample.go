@@ -26,6 +26,9 @@ type Point struct {
 type Series struct {
 	Labels []Label
 	Points []Point
+	// Lines, when set (line-oriented input formats), holds the 1-based input
+	// line of each point, so a refusal can name the line.
+	Lines []int
 }
 
 // Get returns the value of the label name, or "" when the series has none.
@@ -99,6 +102,24 @@ func (r Rejection) MarshalJSON() ([]byte, error) {
 		out.Index = &r.Index
 	}
 	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; an absent "index" reads as -1.
+func (r *Rejection) UnmarshalJSON(b []byte) error {
+	type plain Rejection
+	var in struct {
+		plain
+		Index *int `json:"index"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*r = Rejection(in.plain)
+	r.Index = -1
+	if in.Index != nil {
+		r.Index = *in.Index
+	}
+	return nil
 }
 
 // Reasons used in Rejection.Reason. They are also the "reason" label of the

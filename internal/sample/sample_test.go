@@ -21,6 +21,10 @@ func TestRejectionJSON(t *testing.T) {
 		if err != nil || string(b) != tc.want {
 			t.Errorf("got %s (%v), want %s", b, err, tc.want)
 		}
+		var back Rejection
+		if err := json.Unmarshal(b, &back); err != nil || back != tc.r {
+			t.Errorf("round trip of %s: %+v (%v), want %+v", b, back, err, tc.r)
+		}
 	}
 }
 

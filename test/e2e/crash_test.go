@@ -143,7 +143,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		case w.failErr == nil:
 			t.Errorf("writer %d stopped without an error", w.id)
 		case errors.Is(w.failErr, context.DeadlineExceeded), errors.Is(w.failErr, errCrashTimestamps):
-			t.Errorf("writer %d: request %d timed out: %v", w.id, w.acked, w.failErr)
+			t.Errorf("writer %d: stopped at request %d before the kill: %v", w.id, w.acked, w.failErr)
 		}
 		if w.acked == 0 {
 			t.Errorf("writer %d: no request acknowledged in 3s (first error: %v)", w.id, w.failErr)

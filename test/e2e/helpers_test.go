@@ -326,12 +326,6 @@ type vectorSample struct {
 	Value  samplePair        `json:"value"`
 }
 
-// matrixSeries is one element of a range vector.
-type matrixSeries struct {
-	Metric map[string]string `json:"metric"`
-	Values []samplePair      `json:"values"`
-}
-
 // samplePair is the API's [unix seconds, "value"].
 type samplePair struct {
 	T float64
@@ -428,23 +422,6 @@ func (s *server) queryVectorAt(t *testing.T, token, q string, ts time.Time) []ve
 func (s *server) queryVector(t *testing.T, token, q string) []vectorSample {
 	t.Helper()
 	return s.queryVectorAt(t, token, q, time.Time{})
-}
-
-// queryMatrix evaluates an instant query at ts that must return a range vector (e.g. `x[5m]`).
-func (s *server) queryMatrix(t *testing.T, token, q string, ts time.Time) []matrixSeries {
-	t.Helper()
-	qr, err := s.tryQuery(t, token, q, ts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if qr.ResultType != "matrix" {
-		t.Fatalf("query %q: result type %q, want matrix", q, qr.ResultType)
-	}
-	var m []matrixSeries
-	if err := json.Unmarshal(qr.Result, &m); err != nil {
-		t.Fatalf("query %q: %v", q, err)
-	}
-	return m
 }
 
 // series returns the label sets /api/v1/series finds for one matcher.

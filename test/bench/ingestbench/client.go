@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,11 @@ type sendResult struct {
 	Requests int64
 	Samples  int64
 	Elapsed  time.Duration
+	// FirstStep is when every sender had its requests of the first time step
+	// acknowledged (the requests that create the series), FirstStepSamples how
+	// many samples those were.
+	FirstStep        time.Duration
+	FirstStepSamples int64
 }
 
 // sendEncoded sends pre-encoded requests, one goroutine per sender (reqs[s]
@@ -76,11 +82,12 @@ func sendEncoded(ctx context.Context, c *http.Client, url string, reqs [][]loadg
 	defer cancel(nil)
 	var res sendResult
 	var wg sync.WaitGroup
-	var nreq, nsamp atomic.Int64
+	var nreq, nsamp, first atomic.Int64
+	firstDone := make([]time.Duration, len(reqs))
 	start := time.Now()
-	for _, rs := range reqs {
+	for s, rs := range reqs {
 		wg.Go(func() {
-			for _, r := range rs {
+			for i, r := range rs {
 				if ctx.Err() != nil {
 					return
 				}
@@ -90,11 +97,18 @@ func sendEncoded(ctx context.Context, c *http.Client, url string, reqs [][]loadg
 				}
 				nreq.Add(1)
 				nsamp.Add(int64(r.Samples))
+				if r.Step == 0 {
+					first.Add(int64(r.Samples))
+				}
+				if r.Step == 0 && (i+1 == len(rs) || rs[i+1].Step != 0) {
+					firstDone[s] = time.Since(start)
+				}
 			}
 		})
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.FirstStep, res.FirstStepSamples = slices.Max(firstDone), first.Load()
 	res.Requests, res.Samples = nreq.Load(), nsamp.Load()
 	return res, context.Cause(ctx)
 }

@@ -105,8 +105,8 @@ func (b *bench) ingestPhase(ctx context.Context) error {
 				return fmt.Errorf("round %d: %w", r+1, err)
 			}
 			round.Servers[name] = run
-			logf("round %d: %-10s %10.0f samples/s  (%.2fs; server CPU %.2fs = %.2f µs/sample; load generator CPU %.2fs)  RSS peak %s settled %s = %.0f / %.0f B/series",
-				r+1, name, run.SamplesPerSec, run.Seconds, run.ServerCPUSeconds, run.ServerCPUMicrosPerSample, run.LoadGenCPUSeconds,
+			logf("round %d: %-10s %10.0f samples/s  (%.2fs, first scrape %.2fs, then %.0f samples/s; server CPU %.2fs = %.2f µs/sample; load generator CPU %.2fs)  RSS peak %s settled %s = %.0f / %.0f B/series",
+				r+1, name, run.SamplesPerSec, run.Seconds, run.FirstScrapeSeconds, run.SteadySamplesPerSec, run.ServerCPUSeconds, run.ServerCPUMicrosPerSample, run.LoadGenCPUSeconds,
 				mib(run.PeakRSSBytes), mib(run.SettledRSSBytes), run.PeakBytesPerSeries, run.SettledBytesPerSeries)
 		}
 		round.Ratio = round.Servers[nameGreenloop].SamplesPerSec / round.Servers[namePrometheus].SamplesPerSec
@@ -142,6 +142,10 @@ func ingestOnce(ctx context.Context, s settings, srv *server, l loadgen.Load, re
 	run.Samples, run.Requests, run.Seconds = sr.Samples, sr.Requests, sr.Elapsed.Seconds()
 	run.WireBytes = bytes
 	run.SamplesPerSec = float64(sr.Samples) / sr.Elapsed.Seconds()
+	run.FirstScrapeSeconds = sr.FirstStep.Seconds()
+	if rest := sr.Elapsed - sr.FirstStep; rest > 0 && l.Steps > 1 {
+		run.SteadySamplesPerSec = float64(sr.Samples-sr.FirstStepSamples) / rest.Seconds()
+	}
 	run.ServerCPUSeconds = cpu1 - cpu0
 	run.ServerCPUMicrosPerSample = run.ServerCPUSeconds / float64(sr.Samples) * 1e6
 	run.LoadGenCPUSeconds = self1 - self0

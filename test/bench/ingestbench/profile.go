@@ -40,6 +40,7 @@ func (b *bench) profilePhase(ctx context.Context, dir string) error {
 	for _, name := range order(0) {
 		err := b.withServer(name, func(srv *server) error {
 			data := filepath.Join(dir, name+".perf.data")
+			_ = os.Remove(data) // perf would keep it as .old
 			rec := exec.CommandContext(ctx, perf, "record", "-q", "-F", "997", "-g", "-p", strconv.Itoa(srv.pid()), "-o", data)
 			rec.Stdout, rec.Stderr = os.Stderr, os.Stderr
 			if err := rec.Start(); err != nil {
@@ -67,7 +68,7 @@ func (b *bench) profilePhase(ctx context.Context, dir string) error {
 				file string
 				args []string
 			}{
-				{name + ".flat.txt", []string{"--no-children", "--sort", "symbol"}},
+				{name + ".flat.txt", []string{"--no-children", "--sort", "symbol", "-g", "none"}},
 				{name + ".tree.txt", []string{"--children", "--sort", "symbol", "-g", "none"}},
 			} {
 				out, err := os.Create(filepath.Join(dir, r.file))

@@ -52,6 +52,8 @@ type ingestRun struct {
 	WireBytes                     int64   `json:"wire_bytes"`
 	Seconds                       float64 `json:"seconds"`
 	SamplesPerSec                 float64 `json:"samples_per_sec"`
+	FirstScrapeSeconds            float64 `json:"first_scrape_seconds"`   // until every series' first sample was acknowledged (series creation)
+	SteadySamplesPerSec           float64 `json:"steady_samples_per_sec"` // the samples after the first scrape, over the time after it
 	ServerCPUSeconds              float64 `json:"server_cpu_seconds"`
 	ServerCPUMicrosPerSample      float64 `json:"server_cpu_us_per_sample"`
 	LoadGenCPUSeconds             float64 `json:"loadgen_cpu_seconds"`
@@ -76,6 +78,7 @@ type ingestRound struct {
 // ingestSummary is the median over rounds of one server's figures.
 type ingestSummary struct {
 	SamplesPerSec            float64 `json:"median_samples_per_sec"`
+	SteadySamplesPerSec      float64 `json:"median_steady_samples_per_sec"`
 	ServerCPUMicrosPerSample float64 `json:"median_server_cpu_us_per_sample"`
 	PeakBytesPerSeries       float64 `json:"median_peak_bytes_per_series"`
 	SettledBytesPerSeries    float64 `json:"median_settled_bytes_per_series"`
@@ -95,15 +98,16 @@ func (ir *ingestResults) summarize() {
 	ir.MedianRatio = median(ratios)
 	ir.Summary = map[string]*ingestSummary{}
 	for _, name := range []string{nameGreenloop, namePrometheus} {
-		var sps, cpu, peak, settled []float64
+		var sps, steady, cpu, peak, settled []float64
 		for _, r := range ir.Rounds {
 			run := r.Servers[name]
 			sps = append(sps, run.SamplesPerSec)
+			steady = append(steady, run.SteadySamplesPerSec)
 			cpu = append(cpu, run.ServerCPUMicrosPerSample)
 			peak = append(peak, run.PeakBytesPerSeries)
 			settled = append(settled, run.SettledBytesPerSeries)
 		}
-		ir.Summary[name] = &ingestSummary{SamplesPerSec: median(sps), ServerCPUMicrosPerSample: median(cpu),
+		ir.Summary[name] = &ingestSummary{SamplesPerSec: median(sps), SteadySamplesPerSec: median(steady), ServerCPUMicrosPerSample: median(cpu),
 			PeakBytesPerSeries: median(peak), SettledBytesPerSeries: median(settled)}
 	}
 }
@@ -308,17 +312,19 @@ func printReport(w io.Writer, res *results) {
 	if ir := res.Ingest; ir != nil && len(ir.Rounds) > 0 {
 		fmt.Fprintf(w, "Ingest: %d series x %d samples (%s apart), %d samples/request, %d senders, fresh servers each round\n",
 			s.Series, s.Scrapes, s.Interval, s.Batch, s.Senders)
-		row("round", "order", "greenloop samples/s", "prometheus samples/s", "ratio", "greenloop CPU µs/sample", "prometheus CPU µs/sample")
+		row("round", "order", "greenloop samples/s", "prometheus samples/s", "ratio", "greenloop steady", "prometheus steady", "greenloop CPU µs/sample", "prometheus CPU µs/sample")
 		for _, r := range ir.Rounds {
 			g, p := r.Servers[nameGreenloop], r.Servers[namePrometheus]
-			row(strconv.Itoa(r.Round), shortOrder(r.Order),
-				f0(g.SamplesPerSec), f0(p.SamplesPerSec), f2(r.Ratio)+"x", f2(g.ServerCPUMicrosPerSample), f2(p.ServerCPUMicrosPerSample))
+			row(strconv.Itoa(r.Round), shortOrder(r.Order), f0(g.SamplesPerSec), f0(p.SamplesPerSec), f2(r.Ratio)+"x",
+				f0(g.SteadySamplesPerSec), f0(p.SteadySamplesPerSec), f2(g.ServerCPUMicrosPerSample), f2(p.ServerCPUMicrosPerSample))
 		}
 		if ir.Summary != nil {
 			g, p := ir.Summary[nameGreenloop], ir.Summary[namePrometheus]
-			row("median", "", f0(g.SamplesPerSec), f0(p.SamplesPerSec), f2(ir.MedianRatio)+"x", f2(g.ServerCPUMicrosPerSample), f2(p.ServerCPUMicrosPerSample))
+			row("median", "", f0(g.SamplesPerSec), f0(p.SamplesPerSec), f2(ir.MedianRatio)+"x",
+				f0(g.SteadySamplesPerSec), f0(p.SteadySamplesPerSec), f2(g.ServerCPUMicrosPerSample), f2(p.ServerCPUMicrosPerSample))
 		}
 		tw.Flush()
+		fmt.Fprintln(w, "(steady: the samples after the first scrape, which creates every series, over the time after it)")
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Memory after the ingest (%d active series; RSS from /proc/PID/status)\n", s.Series)
 		row("round", "greenloop peak B/series", "prometheus peak B/series", "greenloop settled B/series", "prometheus settled B/series")
