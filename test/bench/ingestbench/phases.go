@@ -314,6 +314,16 @@ func (b *bench) queryPhase(ctx context.Context) error {
 				run.Series, run.Points = len(m), points
 				results[name] = m
 			}
+			if s.PerfDir != "" && name == nameGreenloop {
+				err := perfRecord(ctx, srv.pid(), s.PerfDir, name+"-query", func() error {
+					_, took, err := apiGet(ctx, c, srv.url, "/api/v1/query_range", p)
+					logf("perf: %s query took %s under perf", name, took.Round(time.Millisecond))
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
 			if run.Series != l.Fleet.SitesUsed() {
 				return fmt.Errorf("%s: %d series in the result, want one per site (%d)", name, run.Series, l.Fleet.SitesUsed())
 			}
