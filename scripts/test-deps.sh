@@ -13,6 +13,7 @@ DEPS=(
 	"gcc:gcc"               # go test -race needs cgo
 	"prometheus:prometheus" # 2.42: a real remote_write sender (test/e2e)
 	"promtool:prometheus"   # query client used against greenloop's API (test/e2e)
+	"chromium:chromium"     # a real browser for the fleet page (test/e2e)
 )
 
 missing=()
