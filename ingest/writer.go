@@ -336,7 +336,9 @@ func (r *request) finish(path string, err error) (Result, error) {
 		_ = r.app.Rollback()
 	}
 	if err != nil {
-		r.w.log.Error("ingest: storage failure", "path", path, "err", err)
+		if !errors.Is(err, ErrMalformed) {
+			r.w.log.Error("ingest: storage failure", "path", path, "err", err)
+		}
 		return Result{}, err
 	}
 	r.w.accepted.WithLabelValues(path).Add(float64(r.res.Accepted))
@@ -433,14 +435,11 @@ func hashKey(optKey string, raw []byte) uint64 {
 }
 
 // WriteRemote stores a remote_write 1.0 request (the protobuf, already
-// snappy-decoded). It decodes in one pass without building per-label strings
-// for series it has seen before. Errors wrapping ErrMalformed mean the body
-// is not a valid WriteRequest; nothing is stored then.
+// snappy-decoded). It decodes in one pass, checking the framing as it goes,
+// and builds no per-label strings for series it has seen before. Errors
+// wrapping ErrMalformed mean the body is not a valid WriteRequest; nothing of
+// it is stored then (the batch is rolled back).
 func (w *Writer) WriteRemote(ctx context.Context, o WriteOptions, pb []byte) (Result, error) {
-	// Validate the framing first so a malformed body stores nothing.
-	if err := checkWriteRequest(pb); err != nil {
-		return Result{}, err
-	}
 	r := w.begin(ctx)
 	ok := "r" + optKey(o)
 	var scratch []sample.Label
@@ -448,9 +447,21 @@ func (w *Writer) WriteRemote(ctx context.Context, o WriteOptions, pb []byte) (Re
 	index := 0
 	for len(pb) > 0 {
 		num, typ, n := protowire.ConsumeTag(pb)
+		if n < 0 {
+			err = fmt.Errorf("%w: bad field tag %d bytes before the end: %v", ErrMalformed, len(pb), protowire.ParseError(n))
+			break
+		}
 		pb = pb[n:]
-		if num == 1 && typ == protowire.BytesType {
+		if num == 1 {
+			if typ != protowire.BytesType {
+				err = fmt.Errorf("%w: timeseries[%d] has wire type %d", ErrMalformed, index, typ)
+				break
+			}
 			ts, m := protowire.ConsumeBytes(pb)
+			if m < 0 {
+				err = fmt.Errorf("%w: timeseries[%d]: %v", ErrMalformed, index, protowire.ParseError(m))
+				break
+			}
 			pb = pb[m:]
 			if scratch, err = w.remoteSeries(r, ok, ts, index, scratch, o); err != nil {
 				break
@@ -459,132 +470,39 @@ func (w *Writer) WriteRemote(ctx context.Context, o WriteOptions, pb []byte) (Re
 			continue
 		}
 		m := protowire.ConsumeFieldValue(num, typ, pb)
+		if m < 0 {
+			err = fmt.Errorf("%w: field %d: %v", ErrMalformed, num, protowire.ParseError(m))
+			break
+		}
 		pb = pb[m:]
 	}
 	return r.finish("remote_write", err)
 }
 
-// checkWriteRequest walks the whole request once, checking every length and
-// field, so the storing pass can trust the framing.
-func checkWriteRequest(pb []byte) error {
-	index := 0
-	for len(pb) > 0 {
-		num, typ, n := protowire.ConsumeTag(pb)
-		if n < 0 {
-			return fmt.Errorf("%w: bad field tag at byte %d: %v", ErrMalformed, len(pb), protowire.ParseError(n))
-		}
-		pb = pb[n:]
-		if num == 1 {
-			if typ != protowire.BytesType {
-				return fmt.Errorf("%w: timeseries[%d] has wire type %d", ErrMalformed, index, typ)
-			}
-			ts, m := protowire.ConsumeBytes(pb)
-			if m < 0 {
-				return fmt.Errorf("%w: timeseries[%d]: %v", ErrMalformed, index, protowire.ParseError(m))
-			}
-			if err := checkTimeSeries(ts); err != nil {
-				return fmt.Errorf("%w: timeseries[%d]: %v", ErrMalformed, index, err)
-			}
-			pb = pb[m:]
-			index++
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, pb)
-		if m < 0 {
-			return fmt.Errorf("%w: field %d: %v", ErrMalformed, num, protowire.ParseError(m))
-		}
-		pb = pb[m:]
-	}
-	return nil
+func malformedSeries(index int, what string, err error) error {
+	return fmt.Errorf("%w: timeseries[%d]: %s: %v", ErrMalformed, index, what, err)
 }
 
-func checkTimeSeries(ts []byte) error {
-	for len(ts) > 0 {
-		num, typ, n := protowire.ConsumeTag(ts)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		ts = ts[n:]
-		switch num {
-		case 1, 2:
-			if typ != protowire.BytesType {
-				return fmt.Errorf("field %d has wire type %d", num, typ)
-			}
-			b, m := protowire.ConsumeBytes(ts)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			if num == 1 {
-				if err := checkLabel(b); err != nil {
-					return fmt.Errorf("label: %v", err)
-				}
-			} else if err := checkSample(b); err != nil {
-				return fmt.Errorf("sample: %v", err)
-			}
-			ts = ts[m:]
-		default:
-			m := protowire.ConsumeFieldValue(num, typ, ts)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			ts = ts[m:]
-		}
-	}
-	return nil
-}
-
-func checkLabel(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if (num == 1 || num == 2) && typ != protowire.BytesType {
-			return fmt.Errorf("field %d has wire type %d", num, typ)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		b = b[m:]
-	}
-	return nil
-}
-
-func checkSample(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if num == 1 && typ != protowire.Fixed64Type {
-			return fmt.Errorf("value has wire type %d", typ)
-		}
-		if num == 2 && typ != protowire.VarintType {
-			return fmt.Errorf("timestamp has wire type %d", typ)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		b = b[m:]
-	}
-	return nil
-}
-
-// remoteSeries stores one TimeSeries message (framing already checked).
+// remoteSeries stores one TimeSeries message, checking its framing.
 func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, scratch []sample.Label, o WriteOptions) ([]sample.Label, error) {
-	// Pass 1: find the label region and count samples and histograms.
+	// Pass 1: check the fields, find the label region, count samples and histograms.
 	start, end := -1, -1
 	contiguous := true
 	nSamples, nHist := 0, 0
 	for p := 0; p < len(ts); {
 		num, typ, n := protowire.ConsumeTag(ts[p:])
+		if n < 0 {
+			return scratch, malformedSeries(index, "field tag", protowire.ParseError(n))
+		}
+		if (num == 1 || num == 2) && typ != protowire.BytesType {
+			return scratch, malformedSeries(index, fmt.Sprintf("field %d", num), fmt.Errorf("wire type %d", typ))
+		}
 		fieldStart := p
 		p += n
 		m := protowire.ConsumeFieldValue(num, typ, ts[p:])
+		if m < 0 {
+			return scratch, malformedSeries(index, fmt.Sprintf("field %d", num), protowire.ParseError(m))
+		}
 		p += m
 		switch num {
 		case 1:
@@ -607,27 +525,30 @@ func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, s
 	var e *seriesEntry
 	var h uint64
 	if contiguous {
+		// A hit means these exact label bytes were decoded and checked before.
 		h = hashKey(optKey, raw)
 		e = w.cache.get(h, optKey, raw)
 	}
 	if e == nil {
-		scratch = decodeLabels(ts, scratch[:0])
+		var err error
+		if scratch, err = decodeLabels(ts, scratch[:0]); err != nil {
+			return scratch, malformedSeries(index, "label", err)
+		}
 		e = w.newEntry(optKey+string(raw), scratch, o)
 		if contiguous {
 			w.cache.put(h, e)
 		}
 	}
-	if e.rej != nil {
+	switch {
+	case e.rej != nil:
 		rej := *e.rej
 		rej.Index = index
 		r.reject(nSamples+nHist, rej)
-		return scratch, nil
-	}
-	if nHist > 0 {
+	case nHist > 0:
 		r.reject(nHist, sample.Rejection{Series: e.lset.String(), Index: index, Field: "histograms",
 			Reason: sample.ReasonUnsupported, Detail: "native histograms are not stored; send classic histograms"})
 	}
-	// Pass 2: the samples.
+	// Pass 2: the samples (checked even for a refused series, so a malformed body is refused whole).
 	for p := 0; p < len(ts); {
 		num, typ, n := protowire.ConsumeTag(ts[p:])
 		p += n
@@ -637,23 +558,12 @@ func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, s
 		}
 		b, m := protowire.ConsumeBytes(ts[p:])
 		p += m
-		var t int64
-		var v float64
-		for len(b) > 0 {
-			fn, ft, k := protowire.ConsumeTag(b)
-			b = b[k:]
-			switch {
-			case fn == 1 && ft == protowire.Fixed64Type:
-				x, k := protowire.ConsumeFixed64(b)
-				v = math.Float64frombits(x)
-				b = b[k:]
-			case fn == 2 && ft == protowire.VarintType:
-				x, k := protowire.ConsumeVarint(b)
-				t = int64(x)
-				b = b[k:]
-			default:
-				b = b[protowire.ConsumeFieldValue(fn, ft, b):]
-			}
+		t, v, err := decodeSample(b)
+		if err != nil {
+			return scratch, malformedSeries(index, "sample", err)
+		}
+		if e.rej != nil {
+			continue
 		}
 		if err := r.appendPoint(e, index, t, v); err != nil {
 			return scratch, err
@@ -662,11 +572,47 @@ func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, s
 	return scratch, nil
 }
 
-// decodeLabels appends the labels of a TimeSeries message to dst.
-func decodeLabels(ts []byte, dst []sample.Label) []sample.Label {
+// decodeSample decodes a Sample message: value (field 1, double) and timestamp (field 2, int64).
+func decodeSample(b []byte) (t int64, v float64, err error) {
+	for len(b) > 0 {
+		fn, ft, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return 0, 0, protowire.ParseError(k)
+		}
+		b = b[k:]
+		switch {
+		case fn == 1 && ft == protowire.Fixed64Type:
+			x, k := protowire.ConsumeFixed64(b)
+			if k < 0 {
+				return 0, 0, protowire.ParseError(k)
+			}
+			v = math.Float64frombits(x)
+			b = b[k:]
+		case fn == 2 && ft == protowire.VarintType:
+			x, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return 0, 0, protowire.ParseError(k)
+			}
+			t = int64(x)
+			b = b[k:]
+		case fn == 1 || fn == 2:
+			return 0, 0, fmt.Errorf("field %d has wire type %d", fn, ft)
+		default:
+			k := protowire.ConsumeFieldValue(fn, ft, b)
+			if k < 0 {
+				return 0, 0, protowire.ParseError(k)
+			}
+			b = b[k:]
+		}
+	}
+	return t, v, nil
+}
+
+// decodeLabels appends the labels of a TimeSeries message to dst, checking their framing.
+func decodeLabels(ts []byte, dst []sample.Label) ([]sample.Label, error) {
 	for len(ts) > 0 {
 		num, typ, n := protowire.ConsumeTag(ts)
-		ts = ts[n:]
+		ts = ts[n:] // the framing of ts itself was checked by the caller
 		if num != 1 {
 			ts = ts[protowire.ConsumeFieldValue(num, typ, ts):]
 			continue
@@ -676,9 +622,18 @@ func decodeLabels(ts []byte, dst []sample.Label) []sample.Label {
 		var l sample.Label
 		for len(b) > 0 {
 			fn, ft, k := protowire.ConsumeTag(b)
+			if k < 0 {
+				return dst, protowire.ParseError(k)
+			}
 			b = b[k:]
-			if ft == protowire.BytesType && (fn == 1 || fn == 2) {
+			if fn == 1 || fn == 2 {
+				if ft != protowire.BytesType {
+					return dst, fmt.Errorf("field %d has wire type %d", fn, ft)
+				}
 				s, k := protowire.ConsumeBytes(b)
+				if k < 0 {
+					return dst, protowire.ParseError(k)
+				}
 				if fn == 1 {
 					l.Name = string(s)
 				} else {
@@ -687,9 +642,13 @@ func decodeLabels(ts []byte, dst []sample.Label) []sample.Label {
 				b = b[k:]
 				continue
 			}
-			b = b[protowire.ConsumeFieldValue(fn, ft, b):]
+			k = protowire.ConsumeFieldValue(fn, ft, b)
+			if k < 0 {
+				return dst, protowire.ParseError(k)
+			}
+			b = b[k:]
 		}
 		dst = append(dst, l)
 	}
-	return dst
+	return dst, nil
 }
