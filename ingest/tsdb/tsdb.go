@@ -50,6 +50,13 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.Retention > 0 {
 		opts.RetentionDuration = o.Retention.Milliseconds()
 	}
+	// The library's default keeps every block at 2 h, so a day's query reads a
+	// dozen blocks and merges each series across them. Like Prometheus' own
+	// server, compact up to a tenth of the retention (at most 31 days).
+	opts.MaxBlockDuration = min(opts.RetentionDuration/10, (31 * 24 * time.Hour).Milliseconds())
+	if opts.MaxBlockDuration < opts.MinBlockDuration {
+		opts.MaxBlockDuration = opts.MinBlockDuration
+	}
 	switch {
 	case o.OutOfOrderWindow == 0:
 		opts.OutOfOrderTimeWindow = DefaultOutOfOrderWindow.Milliseconds()

@@ -159,3 +159,17 @@ func TestIsULID(t *testing.T) {
 		}
 	}
 }
+
+func TestParseProcStatBusy(t *testing.T) {
+	stat := "cpu  100 5 50 1000 20 3 2 10 0 0\ncpu0 50 2 25 500 10 1 1 5 0 0\n"
+	got, err := parseProcStatBusy([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 1.7 { // (100+5+50+3+2+10) ticks
+		t.Fatalf("busy = %v, want 1.7", got)
+	}
+	if _, err := machineBusySeconds(); err != nil {
+		t.Fatal(err)
+	}
+}

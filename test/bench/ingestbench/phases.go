@@ -105,8 +105,8 @@ func (b *bench) ingestPhase(ctx context.Context) error {
 				return fmt.Errorf("round %d: %w", r+1, err)
 			}
 			round.Servers[name] = run
-			logf("round %d: %-10s %10.0f samples/s  (%.2fs, first scrape %.2fs, then %.0f samples/s; server CPU %.2fs = %.2f µs/sample; load generator CPU %.2fs)  RSS peak %s settled %s = %.0f / %.0f B/series",
-				r+1, name, run.SamplesPerSec, run.Seconds, run.FirstScrapeSeconds, run.SteadySamplesPerSec, run.ServerCPUSeconds, run.ServerCPUMicrosPerSample, run.LoadGenCPUSeconds,
+			logf("round %d: %-10s %10.0f samples/s  (%.2fs, first scrape %.2fs, then %.0f samples/s; other processes used %.2f cores; server CPU %.2fs = %.2f µs/sample; load generator CPU %.2fs)  RSS peak %s settled %s = %.0f / %.0f B/series",
+				r+1, name, run.SamplesPerSec, run.Seconds, run.FirstScrapeSeconds, run.SteadySamplesPerSec, run.OtherCores, run.ServerCPUSeconds, run.ServerCPUMicrosPerSample, run.LoadGenCPUSeconds,
 				mib(run.PeakRSSBytes), mib(run.SettledRSSBytes), run.PeakBytesPerSeries, run.SettledBytesPerSeries)
 		}
 		round.Ratio = round.Servers[nameGreenloop].SamplesPerSec / round.Servers[namePrometheus].SamplesPerSec
@@ -129,7 +129,9 @@ func ingestOnce(ctx context.Context, s settings, srv *server, l loadgen.Load, re
 		return err
 	}
 	self0 := selfCPUSeconds()
+	ol := startOtherLoad(srv.pid())
 	sr, err := sendEncoded(ctx, c, srv.url+"/api/v1/write", reqs)
+	run.OtherCores = ol.cores()
 	self1 := selfCPUSeconds()
 	cpu1, cerr := cpuSeconds(srv.pid())
 	if err != nil {
@@ -301,6 +303,8 @@ func (b *bench) queryPhase(ctx context.Context) error {
 			}
 			p := url.Values{"query": {qr.Query}, "start": {fmt.Sprint(qr.Start)}, "end": {fmt.Sprint(qr.End)},
 				"step": {fmt.Sprint(qr.Step)}}
+			ol := startOtherLoad(srv.pid())
+			defer func() { run.OtherCores = ol.cores() }()
 			for range s.QueryRuns {
 				d, took, err := apiGet(ctx, c, srv.url, "/api/v1/query_range", p)
 				if err != nil {
@@ -335,8 +339,8 @@ func (b *bench) queryPhase(ctx context.Context) error {
 		run.MedianSeconds = median(run.RunsSeconds)
 		run.MaxSeconds = slices.Max(run.RunsSeconds)
 		qr.Servers[name] = run
-		logf("query: %-10s median %.3fs max %.3fs over %d runs (%d series, %d points, %d blocks)",
-			name, run.MedianSeconds, run.MaxSeconds, len(run.RunsSeconds), run.Series, run.Points, run.BlocksAtQuery)
+		logf("query: %-10s median %.3fs max %.3fs over %d runs (%d series, %d points, %d blocks; other processes used %.2f cores)",
+			name, run.MedianSeconds, run.MaxSeconds, len(run.RunsSeconds), run.Series, run.Points, run.BlocksAtQuery, run.OtherCores)
 	}
 	qr.RatioMedian = qr.Servers[nameGreenloop].MedianSeconds / qr.Servers[namePrometheus].MedianSeconds
 	// Same data: the counters' values must agree exactly (up to summation order).

@@ -55,6 +55,7 @@ type ingestRun struct {
 	FirstScrapeSeconds            float64 `json:"first_scrape_seconds"`   // until every series' first sample was acknowledged (series creation)
 	SteadySamplesPerSec           float64 `json:"steady_samples_per_sec"` // the samples after the first scrape, over the time after it
 	ServerCPUSeconds              float64 `json:"server_cpu_seconds"`
+	OtherCores                    float64 `json:"other_processes_cores"` // CPU other processes used meanwhile, in cores (disturbance)
 	ServerCPUMicrosPerSample      float64 `json:"server_cpu_us_per_sample"`
 	LoadGenCPUSeconds             float64 `json:"loadgen_cpu_seconds"`
 	BaselineRSSBytes              int64   `json:"baseline_rss_bytes"`
@@ -137,6 +138,7 @@ type queryRun struct {
 	Points          int       `json:"result_points"`
 	BlocksAtQuery   int       `json:"blocks_at_query"`
 	VerifiedSamples int64     `json:"verified_samples"`
+	OtherCores      float64   `json:"other_processes_cores"` // CPU other processes used during the timed runs, in cores
 }
 
 type queryResults struct {
@@ -383,9 +385,37 @@ func printReport(w io.Writer, res *results) {
 		}
 		tw.Flush()
 	}
+	if w2 := disturbed(res); w2 != "" {
+		fmt.Fprintf(w, "\nWARNING: other processes used CPU during timed work (%s): rerun on a quiet machine for figures to publish.\n", w2)
+	}
 	for _, f := range res.Failures {
 		fmt.Fprintf(w, "FAILURE: %s\n", f)
 	}
+}
+
+// disturbedCores is how much CPU (in cores) other processes may use during a timed section before the report warns.
+const disturbedCores = 0.1
+
+// disturbed lists the timed sections during which other processes used more than disturbedCores.
+func disturbed(res *results) string {
+	var out []string
+	if ir := res.Ingest; ir != nil {
+		for _, r := range ir.Rounds {
+			for _, name := range []string{nameGreenloop, namePrometheus} {
+				if run := r.Servers[name]; run != nil && run.OtherCores > disturbedCores {
+					out = append(out, fmt.Sprintf("round %d %s: %.2f cores", r.Round, name, run.OtherCores))
+				}
+			}
+		}
+	}
+	if qr := res.Query; qr != nil {
+		for _, name := range []string{nameGreenloop, namePrometheus} {
+			if run := qr.Servers[name]; run != nil && run.OtherCores > disturbedCores {
+				out = append(out, fmt.Sprintf("query %s: %.2f cores", name, run.OtherCores))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func shortOrder(o []string) string {

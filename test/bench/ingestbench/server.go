@@ -300,3 +300,58 @@ func waitQuiet(ctx context.Context, pid int, max time.Duration) (time.Duration, 
 	}
 	return time.Since(start), false, nil
 }
+
+// machineBusySeconds is the CPU time all CPUs have spent not idle since boot
+// (user, nice, system, irq, softirq, steal from /proc/stat).
+func machineBusySeconds() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseProcStatBusy(b)
+}
+
+func parseProcStatBusy(b []byte) (float64, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("unexpected /proc/stat")
+	}
+	var busy int64
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return float64(busy) / clockTicks, nil
+}
+
+// otherLoad measures the CPU time used on the machine by everything but the
+// server under test and this process, to flag timings disturbed by other work.
+type otherLoad struct {
+	pid                int
+	t0                 time.Time
+	busy0, srv0, self0 float64
+}
+
+func startOtherLoad(pid int) *otherLoad {
+	o := &otherLoad{pid: pid, t0: time.Now(), self0: selfCPUSeconds()}
+	o.busy0, _ = machineBusySeconds()
+	o.srv0, _ = cpuSeconds(pid)
+	return o
+}
+
+// cores returns the average number of cores other processes kept busy since start.
+func (o *otherLoad) cores() float64 {
+	busy, err1 := machineBusySeconds()
+	srv, err2 := cpuSeconds(o.pid)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	other := (busy - o.busy0) - (srv - o.srv0) - (selfCPUSeconds() - o.self0)
+	return max(other, 0) / time.Since(o.t0).Seconds()
+}
