@@ -222,11 +222,19 @@ func (s *Server) queryRange(c echo.Context, id Identity) error {
 		return err
 	}
 	qs := r.Form.Get("query")
-	qry, err := s.deps.Engine.NewRangeQuery(ctx, s.queryable(id), opts, qs, start, end, step)
+	res, err := s.execRange(ctx, s.queryable(id), opts, qs, start, end, step)
 	if err != nil {
 		return constructionError(err)
 	}
-	return s.runQuery(c, ctx, qry, qs, limit)
+	if res.err != nil {
+		return execError(res.err)
+	}
+	v, cut := truncate(res.m, limit)
+	warnings := res.annos
+	if cut {
+		warnings = warnings.Add(errTruncated)
+	}
+	return s.respondValue(c, qs, v, warnings)
 }
 
 // timeRange reads the optional start and end of a metadata request.

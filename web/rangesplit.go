@@ -1,0 +1,116 @@
+package web
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// minStepsPerShard is the fewest steps worth a shard of their own: below it the
+// per-query set-up (selecting series, opening chunks) outweighs the parallelism.
+const minStepsPerShard = 120
+
+// shardCount says into how many time shards a range query of n steps is split
+// (1: not at all). A range query evaluates every step on its own, so shards
+// that split the steps between them give the same result as one query. The
+// exception is the @ start() / @ end() modifier, which names the query's own
+// bounds: such queries are never split.
+func shardCount(qs string, steps int64) int {
+	if strings.Contains(qs, "start()") || strings.Contains(qs, "end()") {
+		return 1
+	}
+	n := min(int64(runtime.GOMAXPROCS(0)), steps/minStepsPerShard)
+	return int(max(n, 1))
+}
+
+// rangeResult is what a (possibly sharded) range query produced.
+type rangeResult struct {
+	m     promql.Matrix
+	annos annotations.Annotations
+	err   error
+}
+
+// execRange evaluates a range query, in shards of consecutive steps run in
+// parallel when it is long enough to gain from it, and merges the shards'
+// series in step order. The result is sorted by labels, as the engine's own.
+func (s *Server) execRange(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (rangeResult, error) {
+	steps := int64(end.Sub(start)/step) + 1
+	n := shardCount(qs, steps)
+	if n == 1 {
+		qry, err := s.deps.Engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+		if err != nil {
+			return rangeResult{}, err
+		}
+		defer qry.Close()
+		res := qry.Exec(ctx)
+		if res.Err != nil {
+			return rangeResult{err: res.Err}, nil
+		}
+		m, err := res.Matrix()
+		return rangeResult{m: m, annos: res.Warnings, err: err}, nil
+	}
+	// Build every shard first so a syntax error is reported once, as a construction error.
+	qries := make([]promql.Query, 0, n)
+	defer func() {
+		for _, q := range qries {
+			q.Close()
+		}
+	}()
+	per := (steps + int64(n) - 1) / int64(n)
+	for i := int64(0); i < steps; i += per {
+		from := start.Add(time.Duration(i) * step)
+		to := start.Add(time.Duration(min(i+per, steps)-1) * step)
+		qry, err := s.deps.Engine.NewRangeQuery(ctx, q, opts, qs, from, to, step)
+		if err != nil {
+			return rangeResult{}, err
+		}
+		qries = append(qries, qry)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]*promql.Result, len(qries))
+	var wg sync.WaitGroup
+	for i, qry := range qries {
+		wg.Go(func() {
+			results[i] = qry.Exec(ctx)
+			if results[i].Err != nil {
+				cancel() // the others need not finish
+			}
+		})
+	}
+	wg.Wait()
+	var out rangeResult
+	for _, r := range results {
+		if r.Err != nil {
+			return rangeResult{err: r.Err}, nil
+		}
+		out.annos.Merge(r.Warnings)
+	}
+	byLabels := make(map[string]int)
+	for _, r := range results {
+		m, err := r.Matrix()
+		if err != nil {
+			return rangeResult{err: err}, nil
+		}
+		for _, series := range m {
+			key := series.Metric.String()
+			if i, ok := byLabels[key]; ok {
+				out.m[i].Floats = append(out.m[i].Floats, series.Floats...)
+				out.m[i].Histograms = append(out.m[i].Histograms, series.Histograms...)
+				continue
+			}
+			byLabels[key] = len(out.m)
+			out.m = append(out.m, promql.Series{Metric: series.Metric, Floats: slices.Clone(series.Floats), Histograms: slices.Clone(series.Histograms)})
+		}
+	}
+	slices.SortFunc(out.m, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
+	return out, nil
+}
