@@ -120,3 +120,12 @@ func listBlocks(dataDir string) ([]blockInfo, error) {
 	}
 	return out, nil
 }
+
+// blockRange is the range of a TSDB's first-level blocks (2h).
+const blockRange = int64(2 * 60 * 60 * 1000)
+
+// fullRange reports whether the block covers a whole aligned 2h range, as
+// opposed to the partial block holding the start of a load.
+func (b blockInfo) fullRange() bool {
+	return b.MinTime%blockRange == 0 && b.MaxTime-b.MinTime == blockRange
+}

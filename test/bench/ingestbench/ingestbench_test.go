@@ -173,3 +173,14 @@ func TestParseProcStatBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFullRange(t *testing.T) {
+	for _, c := range []struct {
+		min, max int64
+		want     bool
+	}{{7_200_000 * 5, 7_200_000 * 6, true}, {7_200_000*5 + 15_000, 7_200_000 * 6, false}, {7_200_000 * 3, 7_200_000 * 6, false}} {
+		if got := (blockInfo{MinTime: c.min, MaxTime: c.max}).fullRange(); got != c.want {
+			t.Errorf("[%d, %d): %v", c.min, c.max, got)
+		}
+	}
+}

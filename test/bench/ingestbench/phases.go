@@ -237,11 +237,20 @@ func (b *bench) diskPhase(ctx context.Context) error {
 				return err
 			}
 			run.Blocks = blocks
+			var fullSamples uint64
+			var fullBytes int64
 			for _, bl := range blocks {
 				run.Samples += bl.Samples
 				run.Bytes += bl.Bytes
 				run.ChunkBytes += bl.ChunkBytes
 				run.IndexBytes += bl.IndexBytes
+				if bl.fullRange() {
+					fullSamples += bl.Samples
+					fullBytes += bl.Bytes
+				}
+			}
+			if fullSamples > 0 {
+				run.FullBlockBytesPerSample = float64(fullBytes) / float64(fullSamples)
 			}
 			if run.Samples == 0 {
 				return fmt.Errorf("%s: blocks hold no samples", name)
@@ -256,8 +265,8 @@ func (b *bench) diskPhase(ctx context.Context) error {
 			return err
 		}
 		dr.Servers[name] = run
-		logf("disk: %-10s %d block(s) after %.0fs, %d samples, %d bytes = %.3f bytes/sample (chunks alone %.3f)",
-			name, len(run.Blocks), run.FirstBlockSeconds, run.Samples, run.Bytes, run.BytesPerSample, run.ChunkBytesPerSample)
+		logf("disk: %-10s %d block(s) after %.0fs, %d samples, %d bytes = %.3f bytes/sample (chunks alone %.3f; full 2h blocks alone %.3f)",
+			name, len(run.Blocks), run.FirstBlockSeconds, run.Samples, run.Bytes, run.BytesPerSample, run.ChunkBytesPerSample, run.FullBlockBytesPerSample)
 	}
 	dr.Ratio = dr.Servers[nameGreenloop].BytesPerSample / dr.Servers[namePrometheus].BytesPerSample
 	return nil
