@@ -129,6 +129,7 @@ type seriesEntry struct {
 	key    string // optKey + raw identity bytes; confirms a hash hit
 	lset   labels.Labels
 	metric string
+	kind   validate.Kind
 	ref    atomic.Uint64
 	// rej is set when the series itself is invalid: all its samples are refused.
 	rej *sample.Rejection
@@ -248,6 +249,7 @@ func (w *Writer) newEntry(key string, in []sample.Label, o WriteOptions) *series
 	b.Sort()
 	e.lset = b.Labels()
 	e.metric = e.lset.Get(model.MetricNameLabel)
+	e.kind = validate.KindOf(e.metric)
 	if w.mapping {
 		final := make([]sample.Label, 0, e.lset.Len())
 		e.lset.Range(func(l labels.Label) { final = append(final, sample.Label{Name: l.Name, Value: l.Value}) })
@@ -289,7 +291,7 @@ func (r *request) reject(n int, rej sample.Rejection) {
 
 // appendPoint validates and appends one sample of e. A non-nil error is a storage failure.
 func (r *request) appendPoint(e *seriesEntry, index int, t int64, v float64) error {
-	if reason, detail, ok := validate.Point(e.metric, sample.Point{T: t, V: v}, r.now, r.w.limits); !ok {
+	if reason, detail, ok := validate.PointOf(e.kind, e.metric, sample.Point{T: t, V: v}, r.now, r.w.limits); !ok {
 		r.reject(1, sample.Rejection{Series: e.lset.String(), Line: r.line, Index: index, TimestampMs: t, Field: fieldOf(reason), Reason: reason, Detail: detail})
 		return nil
 	}

@@ -213,6 +213,38 @@ func reject(ls []sample.Label, field, reason, detail string) *sample.Rejection {
 //
 // Point does not allocate when the sample is accepted.
 func Point(metric string, p sample.Point, now time.Time, lim Limits) (reason, detail string, ok bool) {
+	return PointOf(KindOf(metric), metric, p, now, lim)
+}
+
+// Kind classifies a metric name for the value rules of Point.
+type Kind uint8
+
+// Kinds of metric.
+const (
+	// Foreign is any series that is not greenloop's own: every float is accepted.
+	Foreign Kind = iota
+	// Canonical is a greenloop_ gauge: finite values only.
+	Canonical
+	// CanonicalCounter is a greenloop_ counter (name ending _total): finite and not negative.
+	CanonicalCounter
+)
+
+// KindOf classifies a metric name once, so a caller checking many samples of
+// one series need not look at the name for each.
+func KindOf(metric string) Kind {
+	switch {
+	case !strings.HasPrefix(metric, CanonicalPrefix):
+		return Foreign
+	case strings.HasSuffix(metric, "_total"):
+		return CanonicalCounter
+	default:
+		return Canonical
+	}
+}
+
+// PointOf is Point for a metric already classified by KindOf; metric is used
+// only in the detail of a refusal.
+func PointOf(kind Kind, metric string, p sample.Point, now time.Time, lim Limits) (reason, detail string, ok bool) {
 	nowMs := now.UnixMilli()
 	if lim.MaxFutureSkew > 0 && p.T > nowMs && uint64(p.T)-uint64(nowMs) > uint64(lim.MaxFutureSkew.Milliseconds()) {
 		return sample.ReasonTooFarInFuture, fmt.Sprintf("timestamp %d is %s ahead of the server clock (%d), more than the allowed %s",
@@ -223,13 +255,13 @@ func Point(metric string, p sample.Point, now time.Time, lim Limits) (reason, de
 			p.T, msString(uint64(nowMs)-uint64(p.T)), nowMs, lim.MaxAge), false
 	}
 	v := p.V
-	if !strings.HasPrefix(metric, CanonicalPrefix) || value.IsStaleNaN(v) {
+	if kind == Foreign || value.IsStaleNaN(v) {
 		return "", "", true
 	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return sample.ReasonInvalidValue, fmt.Sprintf("value %v is not allowed for greenloop's own metric %s", v, Quote(metric)), false
 	}
-	if v < 0 && strings.HasSuffix(metric, "_total") {
+	if v < 0 && kind == CanonicalCounter {
 		return sample.ReasonInvalidValue, fmt.Sprintf("counter %s has negative value %v", Quote(metric), v), false
 	}
 	return "", "", true

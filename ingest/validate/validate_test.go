@@ -322,3 +322,16 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestKindOf(t *testing.T) {
+	for metric, want := range map[string]Kind{
+		"greenloop_power_watts":          Canonical,
+		"greenloop_energy_joules_total":  CanonicalCounter,
+		"node_rapl_package_joules_total": Foreign,
+		"up":                             Foreign,
+	} {
+		if got := KindOf(metric); got != want {
+			t.Errorf("KindOf(%s) = %d, want %d", metric, got, want)
+		}
+	}
+}
