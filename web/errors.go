@@ -107,6 +107,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	e := toError(err)
 	lvl := slog.LevelDebug
 	switch {
+	case routeLabel(c) == "/readyz":
+		// Not ready is a state that probes poll for, not a failure.
 	case e.Code >= 500:
 		lvl = slog.LevelError
 	case e.Code >= 400 && e.Code != http.StatusNotFound && e.Code != statusClientClosedRequest:

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -332,7 +333,7 @@ func runDemo(ctx context.Context, log *slog.Logger, store ingest.Store, fleet *d
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := w.WriteSeries(ctx, o, batch)
+		res, err := writeParallel(ctx, w, o, batch)
 		total += res.Accepted
 		if err == nil && res.RejectedCount > 0 {
 			err = fmt.Errorf("demo history: %d samples refused, first: %+v", res.RejectedCount, res.Rejected[0])
@@ -381,4 +382,28 @@ func lastValue(ctx context.Context, q storage.Queryable, at time.Time) func([]sa
 		}
 		return v, found && ss.Err() == nil
 	}
+}
+
+// writeParallel writes a batch as one part per CPU, each part a disjoint set
+// of series, so the store appends on every core; each series' samples stay in
+// order because a batch is finished before the next one starts.
+func writeParallel(ctx context.Context, w *ingest.Writer, o ingest.WriteOptions, batch []sample.Series) (ingest.Result, error) {
+	parts := min(runtime.GOMAXPROCS(0), len(batch))
+	if parts <= 1 {
+		return w.WriteSeries(ctx, o, batch)
+	}
+	results := make([]ingest.Result, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	per := (len(batch) + parts - 1) / parts
+	for i := range parts {
+		lo, hi := i*per, min((i+1)*per, len(batch))
+		wg.Go(func() { results[i], errs[i] = w.WriteSeries(ctx, o, batch[lo:hi]) })
+	}
+	wg.Wait()
+	var res ingest.Result
+	for i := range parts {
+		res.Merge(results[i])
+	}
+	return res, errors.Join(errs...)
 }
