@@ -1,6 +1,8 @@
 # greenloop — build, run and test. `make help` lists the targets.
 
 GO          ?= go
+# go-nvml's C headers use deprecated declarations; keep the build log readable.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 BIN         ?= bin/greenloop
 DATA_DIR    ?= .data/demo
 LISTEN      ?= 127.0.0.1:8080

@@ -3,6 +3,7 @@ module github.com/greenloop/greenloop
 go 1.26.7
 
 require (
+	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/golang/snappy v1.0.0

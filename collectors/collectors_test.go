@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,27 +21,31 @@ type nop struct{}
 
 func (nop) Collect(context.Context, collectors.Emitter) error { return nil }
 
+var registryRuns atomic.Int64
+
 func TestRegistry(t *testing.T) {
 	if got := collectors.Types(); !slices.Contains(got, "rapl") || !slices.Contains(got, "hwmon") || !slices.IsSorted(got) {
 		t.Errorf("Types() = %v", got)
 	}
 	var gotCfg collectors.TargetConfig
 	var gotDeps collectors.Deps
-	collectors.Register("test-nop", func(cfg collectors.TargetConfig, deps collectors.Deps) (collectors.Collector, error) {
+	// A name of its own per run: the registry is global and refuses a second registration.
+	typ := fmt.Sprintf("test-nop-%d", registryRuns.Add(1))
+	collectors.Register(typ, func(cfg collectors.TargetConfig, deps collectors.Deps) (collectors.Collector, error) {
 		gotCfg, gotDeps = cfg, deps
 		if cfg.Name == "bad" {
 			return nil, errors.New("no such thing")
 		}
 		return nop{}, nil
 	})
-	if _, err := collectors.New(collectors.TargetConfig{Name: "x", Type: "test-nop"}, collectors.Deps{}); err != nil {
+	if _, err := collectors.New(collectors.TargetConfig{Name: "x", Type: typ}, collectors.Deps{}); err != nil {
 		t.Fatal(err)
 	}
 	if gotDeps.Logger == nil || gotDeps.Now == nil || gotCfg.SysfsRoot() != "/sys" {
 		t.Errorf("factory got %+v, %+v: want defaults filled in", gotCfg, gotDeps)
 	}
-	_, err := collectors.New(collectors.TargetConfig{Name: "bad", Type: "test-nop"}, collectors.Deps{})
-	if err == nil || !strings.Contains(err.Error(), `target "bad" (test-nop): no such thing`) {
+	_, err := collectors.New(collectors.TargetConfig{Name: "bad", Type: typ}, collectors.Deps{})
+	if err == nil || !strings.Contains(err.Error(), `target "bad" (`+typ+`): no such thing`) {
 		t.Errorf("factory error = %v", err)
 	}
 	_, err = collectors.New(collectors.TargetConfig{Name: "y", Type: "magic"}, collectors.Deps{})

@@ -237,3 +237,14 @@ func urlEscape(s string) string {
 	r := strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", " ", "%20", "#", "%23", "{", "%7B", "}", "%7D", `"`, "%22", "=", "%3D")
 	return r.Replace(s)
 }
+
+// missingTool fails the test in CI, where scripts/test-deps.sh installs every
+// tool the tests use, and skips it elsewhere, saying how to install the tool.
+func missingTool(t *testing.T, name string) {
+	t.Helper()
+	msg := name + " not installed: apt-get install -y --no-install-recommends prometheus (or run scripts/test-deps.sh as root)"
+	if v := os.Getenv("CI"); v != "" && v != "false" && v != "0" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}

@@ -166,7 +166,7 @@ func TestJSONStringsMatchEncodingJSON(t *testing.T) {
 func TestPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool not installed")
+		missingTool(t, "promtool")
 	}
 	e := newEnv(t)
 	now := time.Now()

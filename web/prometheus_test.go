@@ -23,7 +23,7 @@ func TestRealPrometheusRemoteWrite(t *testing.T) {
 	}
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
-		t.Skip("prometheus not installed")
+		missingTool(t, "prometheus")
 	}
 	e := newEnv(t, withRealClock(), withTokens(
 		tokenLine(tokAAgent, "a", "agent", "prometheus"),

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/greenloop/greenloop/collectors"
+	_ "github.com/greenloop/greenloop/collectors/gpu"   // registers "nvml" (a stub without cgo)
 	_ "github.com/greenloop/greenloop/collectors/hwmon" // registers "hwmon"
 	_ "github.com/greenloop/greenloop/collectors/rapl"  // registers "rapl"
 	"github.com/greenloop/greenloop/internal/config"
