@@ -41,6 +41,8 @@ type serveFlags struct {
 	config, listen, dataDir, tokensFile, logLevel string
 	demo                                          bool
 	demoSeed                                      int64
+	// tempDataDir is set when the demo runs in a temporary data directory.
+	tempDataDir bool
 }
 
 // envVars maps flags to the environment variables that set them.
@@ -108,19 +110,10 @@ func loadServeConfig(args []string, stderr io.Writer) (config.Server, serveFlags
 	if set["demo"] {
 		cfg.Demo.Enabled = f.demo
 	}
-	if cfg.Demo.Enabled && !set["data-dir"] && (f.config == "" || cfg.DataDir == "") {
-		cfg.DataDir = "" // a temporary directory, made in runServe
-	}
+	// A demo without a data directory of its own gets a temporary one (made in runServe).
+	f.tempDataDir = cfg.Demo.Enabled && !set["data-dir"] && f.config == ""
 	if err := cfg.Validate(); err != nil {
-		if cfg.DataDir == "" && cfg.Demo.Enabled {
-			// data_dir is filled with a temporary directory later; re-check without that complaint.
-			c := cfg
-			c.DataDir = "(temporary)"
-			err = c.Validate()
-		}
-		if err != nil {
-			return cfg, f, fmt.Errorf("invalid configuration:\n%w", err)
-		}
+		return cfg, f, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, f, nil
 }
@@ -147,7 +140,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// GC's share of ingest CPU. GOGC in the environment overrides it.
 		debug.SetGCPercent(200)
 	}
-	if cfg.DataDir == "" {
+	if flags.tempDataDir {
 		dir, err := os.MkdirTemp("", "greenloop-demo-")
 		if err != nil {
 			return fmt.Errorf("temporary data dir: %w", err)
