@@ -123,6 +123,18 @@ type TargetConfig struct {
 	Type string
 	// Sysfs is the sysfs root for local sources; empty means "/sys".
 	Sysfs string
+	// Endpoint is the base URL of a network device (Redfish: https://bmc).
+	Endpoint string
+	// Username and Password authenticate to the device. The password comes
+	// from a file or the environment, never the configuration itself, and is
+	// never logged.
+	Username, Password string
+	// CAFile verifies the device's TLS certificate; InsecureSkipVerify skips
+	// the check, only when the operator asked for it.
+	CAFile             string
+	InsecureSkipVerify bool
+	// Timeout bounds one collection; zero means the collector's default.
+	Timeout time.Duration
 }
 
 // SysfsRoot returns Sysfs, or "/sys" when it is empty.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +18,10 @@ import (
 	"time"
 
 	"github.com/greenloop/greenloop/collectors"
-	_ "github.com/greenloop/greenloop/collectors/gpu"   // registers "nvml" (a stub without cgo)
-	_ "github.com/greenloop/greenloop/collectors/hwmon" // registers "hwmon"
-	_ "github.com/greenloop/greenloop/collectors/rapl"  // registers "rapl"
+	_ "github.com/greenloop/greenloop/collectors/gpu"     // registers "nvml" (a stub without cgo)
+	_ "github.com/greenloop/greenloop/collectors/hwmon"   // registers "hwmon"
+	_ "github.com/greenloop/greenloop/collectors/rapl"    // registers "rapl"
+	_ "github.com/greenloop/greenloop/collectors/redfish" // registers "redfish"
 	"github.com/greenloop/greenloop/internal/config"
 	"github.com/greenloop/greenloop/internal/sample"
 )
@@ -142,7 +144,12 @@ func pollOnce(ctx context.Context, cfg *config.Agent, timeout time.Duration, std
 	for i, t := range cfg.Targets {
 		deps := collectTestDeps
 		deps.Logger = base.With("target", t.Name)
-		c, err := collectors.New(collectors.TargetConfig{Name: t.Name, Type: t.Type, Sysfs: t.Sysfs}, deps)
+		tc, err := targetConfig(t, timeout)
+		if err != nil {
+			results[i].err = err
+			continue
+		}
+		c, err := collectors.New(tc, deps)
 		if err != nil {
 			if errors.Is(err, collectors.ErrUnknownType) {
 				err = fmt.Errorf("type %s is not available in this build yet (this build has: %s)", t.Type, strings.Join(collectors.Types(), ", "))
@@ -324,3 +331,34 @@ func promFloat(v float64) string {
 
 // oneLine keeps a multi-line error on the summary's single line.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// targetConfig turns a configured target into what a collector factory
+// takes, reading its secret from the file or environment variable named.
+func targetConfig(t config.Target, timeout time.Duration) (collectors.TargetConfig, error) {
+	tc := collectors.TargetConfig{Name: t.Name, Type: t.Type, Sysfs: t.Sysfs, Endpoint: t.Endpoint,
+		Username: t.Username, CAFile: t.TLS.CAFile, InsecureSkipVerify: t.TLS.InsecureSkipVerify, Timeout: timeout}
+	var err error
+	tc.Password, err = secret(t.PasswordFile, t.PasswordEnv, "password")
+	return tc, err
+}
+
+// secret reads a secret from a file (its first line) or an environment
+// variable; the error names where it looked, never the secret.
+func secret(file, env, what string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s_file: %w", what, err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		return strings.TrimRight(line, "\r"), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", fmt.Errorf("%s_env: environment variable %s is not set", what, env)
+		}
+		return v, nil
+	}
+	return "", nil
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -258,5 +260,51 @@ func TestPollTargetTimeout(t *testing.T) {
 		if len(res.readings) != 1 {
 			t.Errorf("ignoreCtx=%v: %d readings, want the one emitted before the timeout", ignore, len(res.readings))
 		}
+	}
+}
+
+// A Redfish BMC (the DMTF rackmount mockup) read through collect, with the
+// password from a file and never on the command line or in the output.
+func TestCollectRedfish(t *testing.T) {
+	tree, err := filepath.Abs(filepath.Join("..", "..", "collectors", "redfish", "testdata", "dmtf-public-rackmount1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := strings.TrimSuffix(r.URL.Path, "/")
+		if p != "/redfish/v1" {
+			if u, pw, ok := r.BasicAuth(); !ok || u != "monitor" || pw != "s3cret-pw" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
+		rel, ok := strings.CutPrefix(p, "/redfish/v1")
+		body, err := os.ReadFile(filepath.Join(tree, filepath.FromSlash(rel), "index.json"))
+		if !ok || err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	defer srv.Close()
+	pass := filepath.Join(t.TempDir(), "bmc.pass")
+	if err := os.WriteFile(pass, []byte("s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("site: fra1\ntargets:\n  - {name: bmc-12, type: redfish, endpoint: %q, username: monitor, password_file: %q}\n", srv.URL, pass))
+	code, out, stderr := collectRun(t, "--once", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	want := `{"metric":"greenloop_power_watts","labels":{"component":"chassis","node":"bmc-12","sensor":"1U","site":"fra1","source":"redfish"},"value":374`
+	if !strings.Contains(out, want) {
+		t.Errorf("stdout lacks %s:\n%s", want, out)
+	}
+	if strings.Contains(out+stderr, "s3cret-pw") {
+		t.Error("the password appears in the output")
+	}
+	if !strings.Contains(stderr, "target=bmc-12 type=redfish") || !strings.Contains(stderr, "status=ok") {
+		t.Errorf("stderr:\n%s", stderr)
 	}
 }
