@@ -73,7 +73,7 @@ func runCollect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if !*once {
-		return errors.New("--once is required: collect polls each target once; continuous polling is `greenloop agent`, which is not built yet")
+		return errors.New("--once is required: collect polls each target once; for continuous polling and pushing run `greenloop agent --config FILE`")
 	}
 	if *format != "json" && *format != "prom" {
 		return fmt.Errorf("--format: want json or prom, got %q", *format)

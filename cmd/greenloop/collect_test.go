@@ -203,7 +203,7 @@ func TestCollectErrors(t *testing.T) {
 	}{
 		{"missing config file", []string{"--once", "--config", missing}, 1, "greenloop collect: open config: open " + missing + ": no such file or directory"},
 		{"no --config", []string{"--once"}, 1, "--config FILE is required"},
-		{"no --once", []string{"--config", good}, 1, "continuous polling is `greenloop agent`, which is not built yet"},
+		{"no --once", []string{"--config", good}, 1, "run `greenloop agent --config FILE`"},
 		{"bad format", []string{"--once", "--config", good, "--format", "xml"}, 1, `--format: want json or prom, got "xml"`},
 		{"bad timeout", []string{"--once", "--config", good, "--timeout", "0s"}, 1, "--timeout: must be positive"},
 		{"unknown flag", []string{"--once", "--config", good, "--fast"}, 1, "flag provided but not defined: -fast"},

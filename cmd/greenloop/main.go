@@ -18,6 +18,8 @@ const usage = `greenloop measures the energy of datacenter and edge sites and tu
 
 Usage:
   greenloop serve [flags]     run the server (see greenloop serve -h)
+  greenloop agent --config FILE
+                              run the site agent: poll, serve /metrics, push to the server
   greenloop collect --once --config FILE [--format json|prom]
                               poll every agent target once and print the readings
   greenloop version           print the version
@@ -43,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:], stdout, stderr)
+	case "agent":
+		err = runAgent(ctx, args[1:], stdout, stderr)
 	case "collect":
 		err = runCollect(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
