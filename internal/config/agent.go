@@ -168,12 +168,39 @@ func LoadAgent(r io.Reader) (Agent, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return c, nil
 	}
+	data, err = expandEnv(data, os.LookupEnv)
+	if err != nil {
+		return c, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("parse config: %w", err)
 	}
 	return c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${NAME} with the environment variable NAME, so one file
+// serves every node of a DaemonSet (site: ${SITE}, labels: {node: ${NODE_NAME}}).
+// Only the braced form is expanded; an unset variable is an error naming it.
+// Secrets still come from *_file or *_env keys, never through expansion.
+func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var missing []string
+	out := envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		name := string(m[2 : len(m)-1])
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, name)
+			return m
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return data, fmt.Errorf("config refers to unset environment variable(s): %s", strings.Join(missing, ", "))
+	}
+	return out, nil
 }
 
 // LoadAgentFile is LoadAgent on a file.

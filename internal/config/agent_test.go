@@ -218,3 +218,23 @@ func TestAgentLiteralSecretNotKept(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestAgentEnvExpansion(t *testing.T) {
+	env := map[string]string{"SITE": "fra1", "NODE_NAME": "worker-7"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	out, err := expandEnv([]byte("site: ${SITE}\ntargets: [{name: host, type: rapl, labels: {node: ${NODE_NAME}}}]\nprice: $5\n"), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "site: fra1\ntargets: [{name: host, type: rapl, labels: {node: worker-7}}]\nprice: $5\n"; string(out) != want {
+		t.Fatalf("got %q", out)
+	}
+	if _, err := expandEnv([]byte("site: ${NOPE}\nx: ${ALSO_NOPE}\n"), lookup); err == nil || !strings.Contains(err.Error(), "NOPE, ALSO_NOPE") {
+		t.Fatalf("err %v", err)
+	}
+	t.Setenv("GL_TEST_SITE", "ams1")
+	c, err := LoadAgent(strings.NewReader("site: ${GL_TEST_SITE}\n"))
+	if err != nil || c.Site != "ams1" {
+		t.Fatalf("LoadAgent: %v %q", err, c.Site)
+	}
+}
