@@ -31,7 +31,10 @@ Runs the site agent: polls every target of the configuration on its schedule,
 serves the latest readings on /metrics (Prometheus exposition) and the state
 of every target on /healthz at the configured listen address, and, when
 server.url is set, pushes every reading to the server (remote_write) through
-a disk queue in server.queue_dir that survives restarts and outages.
+a disk queue in server.queue_dir that survives restarts and outages, and
+pushes its own health (queue depth and age, records sent, dropped, retried
+and refused, labelled site and agent) every 30 s to the server's
+/api/v1/import/prometheus, so that an agent behind NAT stays visible.
 SIGINT or SIGTERM stops polling, lets the request in flight finish, syncs
 the queue and exits 0.
 
@@ -122,13 +125,24 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	var self *selfPusher
+	selfCtx, selfCancel := context.WithCancel(ctx)
+	defer selfCancel()
+	if a.q != nil {
+		self = a.startSelfPush(selfCtx, cfg.Server.URL, a.token)
+	}
+
 	log.Info("agent started", "site", cfg.Site, "targets", len(targets), "push", cfg.Server.Pushes())
 	runErr := poller.Run(ctx, a.emit)
 	log.Info("agent stopping: polling stopped")
 
 	sctx, cancel := context.WithTimeout(context.Background(), agentShutdownTimeout)
 	defer cancel()
+	selfCancel()
 	pushErr := a.closePush(sctx)
+	if self != nil {
+		self.stop(sctx) // the last self-metrics, with the final counts
+	}
 	if srv != nil {
 		_ = srv.Shutdown(sctx)
 		if err := <-srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -154,6 +168,7 @@ type agent struct {
 	fwdDone   chan error
 	appendMu  sync.Mutex // the queue takes one producer at a time
 	appendErr uint64     // failed appends, under appendMu
+	token     string     // the bearer token; never logged
 }
 
 // buildTargets builds the collector of every configured target; a target
@@ -199,7 +214,7 @@ func (a *agent) openPush() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a.q, a.fwd, a.fwdCancel, a.fwdDone = q, fwd, cancel, make(chan error, 1)
+	a.q, a.fwd, a.fwdCancel, a.fwdDone, a.token = q, fwd, cancel, make(chan error, 1), token
 	go func() { a.fwdDone <- fwd.Run(ctx) }()
 	st := q.Stats()
 	shown := "(unparsable)"

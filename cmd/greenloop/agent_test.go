@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/greenloop/greenloop/ingest/queue"
+	"github.com/greenloop/greenloop/ingest/textimport"
+	"github.com/greenloop/greenloop/ingest/validate"
 )
 
 // remoteWriteSink is an httptest server that decodes remote_write bodies.
@@ -295,5 +299,148 @@ func TestAgentConfigErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want non-zero and %q", code, stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// selfMetricsSink accepts remote_write (to a remoteWriteSink) and the text
+// import endpoint, where it keeps every body (gunzipped) and its headers.
+type selfMetricsSink struct {
+	rw      remoteWriteSink
+	mu      sync.Mutex
+	bodies  []string
+	auth    []string
+	methods []string
+}
+
+func (s *selfMetricsSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/api/v1/import/prometheus" {
+		s.rw.ServeHTTP(w, r)
+		return
+	}
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.bodies = append(s.bodies, string(b))
+	s.auth = append(s.auth, r.Header.Get("Authorization"))
+	s.methods = append(s.methods, r.Method)
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *selfMetricsSink) pushes() (bodies, auth, methods []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bodies...), append([]string(nil), s.auth...), append([]string(nil), s.methods...)
+}
+
+func TestAgentPushesSelfMetrics(t *testing.T) {
+	old := agentSelfPushInterval
+	agentSelfPushInterval = 100 * time.Millisecond
+	t.Cleanup(func() { agentSelfPushInterval = old })
+
+	sink := &selfMetricsSink{}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	t.Setenv("GREENLOOP_TEST_AGENT_TOKEN", "agent-secret")
+	cfg := writeConfig(t, fmt.Sprintf(`site: fra1
+interval: 100ms
+listen: 127.0.0.1:0
+server:
+  url: %s/
+  token_env: GREENLOOP_TEST_AGENT_TOKEN
+  queue_dir: %q
+  queue_max_bytes: 16MiB
+targets:
+  - {name: host, type: rapl, sysfs: %q}
+`, srv.URL, t.TempDir(), fixture(t, "rapl", "node_exporter")))
+	_, stop, logs := startAgent(t, cfg)
+
+	// Pushes come every interval while the agent runs.
+	n := 0
+	for deadline := time.Now().Add(10 * time.Second); n < 3 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		bodies, _, _ := sink.pushes()
+		n = len(bodies)
+	}
+	if n < 3 {
+		t.Fatalf("%d self-metrics pushes in 10s, want >= 3\n%s", n, logs)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, logs)
+	}
+	if strings.Contains(logs.String(), "agent-secret") {
+		t.Error("the token appears in the logs")
+	}
+
+	bodies, auth, methods := sink.pushes()
+	for i := range bodies {
+		if auth[i] != "Bearer agent-secret" {
+			t.Errorf("push %d: Authorization %q, want the agent's bearer token", i, auth[i])
+		}
+		if methods[i] != http.MethodPost {
+			t.Errorf("push %d: method %s, want POST", i, methods[i])
+		}
+	}
+	// The last push (made when the agent stopped) has the final counts.
+	body := bodies[len(bodies)-1]
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "fra1"
+	}
+	labels := fmt.Sprintf(`{agent=%q,site="fra1"}`, host)
+	names := []string{
+		"greenloop_agent_queue_pending_records",
+		"greenloop_agent_queue_pending_bytes",
+		"greenloop_agent_queue_oldest_age_seconds",
+		"greenloop_agent_queue_dropped_records_total",
+		"greenloop_agent_sent_records_total",
+		"greenloop_agent_retries_total",
+		"greenloop_agent_refused_records_total",
+		"greenloop_agent_queue_append_errors_total",
+	}
+	for _, n := range names {
+		if !strings.Contains(body, n+labels+" ") {
+			t.Errorf("pushed body lacks %s%s:\n%s", n, labels, body)
+		}
+	}
+
+	t.Logf("last push:\n%s", body)
+	// The server's text import takes every line.
+	series, rejs := textimport.Parse([]byte(body), time.Now().UnixMilli())
+	if len(rejs) > 0 {
+		t.Errorf("textimport.Parse rejected %v in:\n%s", rejs, body)
+	}
+	got := map[string]float64{}
+	for _, s := range series {
+		ls := map[string]string{}
+		for _, l := range s.Labels {
+			ls[l.Name] = l.Value
+		}
+		if ls["site"] != "fra1" || ls["agent"] != host || len(s.Labels) != 3 {
+			t.Errorf("series %v: want labels __name__, agent=%q and site=fra1", s.Labels, host)
+		}
+		for _, p := range s.Points {
+			if reason, detail, ok := validate.Point(ls["__name__"], p, time.Now(), validate.DefaultLimits()); !ok {
+				t.Errorf("the server would refuse %s: %s: %s", ls["__name__"], reason, detail)
+			}
+			got[ls["__name__"]] = p.V
+		}
+	}
+	if len(got) != len(names) {
+		t.Errorf("pushed %d metrics, want %d: %v", len(got), len(names), got)
+	}
+	if got["greenloop_agent_sent_records_total"] == 0 {
+		t.Errorf("final push reports no records sent:\n%s", body)
 	}
 }
