@@ -21,3 +21,18 @@ if [ "${INGESTBENCH:-1}" != 0 ]; then
 		echo "bench.sh: no prometheus binary (apt-get install prometheus): skipping test/bench/ingestbench" >&2
 	fi
 fi
+
+# Agent overhead: greenloop's rapl + hwmon collection vs node_exporter's rapl
+# and hwmon collectors on the same fixture sysfs tree (CPU per collection, RSS),
+# the agent's /metrics scrape, and the footprint of rapl + hwmon + 8 mock GPUs
+# polled every second (60 s); see docs/benchmarks.md, section "Agent".
+# AGENTBENCH=0 skips it; AGENTBENCH_FLAGS adds flags (go run ./test/bench/agentbench -h).
+if [ "${AGENTBENCH:-1}" != 0 ]; then
+	if command -v prometheus-node-exporter >/dev/null; then
+		read -r -a ab_flags <<<"${AGENTBENCH_FLAGS:-}"
+		mkdir -p bin # bin/ is git-ignored
+		"$GO" run ./test/bench/agentbench -out bin/agentbench-results.json "${ab_flags[@]}"
+	else
+		echo "bench.sh: no prometheus-node-exporter binary (apt-get install prometheus-node-exporter): skipping test/bench/agentbench" >&2
+	fi
+fi
