@@ -139,6 +139,7 @@ type segment struct {
 
 // Queue is a durable FIFO of records; see the package comment.
 type Queue struct {
+	lock     *os.File // flock on dir/lock, held while open
 	dir      string
 	opts     Options
 	log      *slog.Logger
@@ -213,8 +214,14 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	q.lock = lock
 	if err := q.load(); err != nil {
 		q.closeFiles()
+		q.lock.Close()
 		return nil, err
 	}
 	if opts.Sync.Mode == SyncInterval {
@@ -781,6 +788,10 @@ func (q *Queue) Close() error {
 	}
 	if cerr := q.closeFiles(); err == nil {
 		err = cerr
+	}
+	if q.lock != nil {
+		q.lock.Close() // releases the flock
+		q.lock = nil
 	}
 	if err != nil {
 		return fmt.Errorf("queue: close: %w", err)

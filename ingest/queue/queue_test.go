@@ -657,3 +657,22 @@ func TestOverflowWarningThrottled(t *testing.T) {
 		t.Fatalf("oldest %v", st.OldestAppended)
 	}
 }
+
+func TestOpenLocksTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(dir, Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{MaxBytes: 1 << 20}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q2, err := Open(dir, Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	q2.Close()
+}
