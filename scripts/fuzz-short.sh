@@ -41,18 +41,18 @@ for t in "${targets[@]}"; do
 	name=${t#* }
 	echo "fuzz-short: $pkg $name"
 	ok=0
-	for attempt in 1 2; do
+	for attempt in 1 2 3; do
 		if "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
 			ok=1
 			break
 		fi
 		# A real finding is written to testdata/fuzz and announced; a failure without
 		# one (the fuzzing coordinator's own "context deadline exceeded" at the end of
-		# -fuzztime on a loaded machine) is retried once.
+		# -fuzztime on a loaded machine, when it is minimizing a new input) is retried, twice at most.
 		if grep -q "Failing input written to" "$log"; then
 			break
 		fi
-		[ "$attempt" -eq 1 ] && echo "fuzz-short: $pkg $name stopped without a failing input; running it again"
+		[ "$attempt" -lt 3 ] && echo "fuzz-short: $pkg $name stopped without a failing input; running it again"
 	done
 	if [ "$ok" -ne 1 ]; then
 		echo "fuzz-short: FAIL $pkg $name (a failing input is saved under the package's testdata/fuzz/$name)" >&2
