@@ -168,7 +168,14 @@ type agent struct {
 	fwdDone   chan error
 	appendMu  sync.Mutex // the queue takes one producer at a time
 	appendErr uint64     // failed appends, under appendMu
-	token     string     // the bearer token; never logged
+	// Readings waiting to be queued, under appendMu: the poll batches of every
+	// target go out together, as one record of at most agentBatchSamples
+	// samples, at least every agentBatchDelay.
+	pending        []sample.Series
+	pendingSamples int
+	flushStop      chan struct{}
+	flushDone      chan struct{}
+	token          string // the bearer token; never logged
 }
 
 // buildTargets builds the collector of every configured target; a target
@@ -216,6 +223,8 @@ func (a *agent) openPush() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.q, a.fwd, a.fwdCancel, a.fwdDone, a.token = q, fwd, cancel, make(chan error, 1), token
 	go func() { a.fwdDone <- fwd.Run(ctx) }()
+	a.flushStop, a.flushDone = make(chan struct{}), make(chan struct{})
+	go a.flushLoop()
 	st := q.Stats()
 	shown := "(unparsable)"
 	if u, err := url.Parse(s.URL); err == nil {
@@ -226,8 +235,9 @@ func (a *agent) openPush() error {
 }
 
 // closePush stops the forwarder and closes the queue, which syncs it.
-// Polling has stopped. When the server was answering (a delivery in the
-// last second), the forwarder first gets up to agentDrainGrace to deliver
+// Polling has stopped; the readings still pending are queued first. When the
+// server was answering (a delivery in the last second, or no failed attempt
+// yet), the forwarder first gets up to agentDrainGrace to deliver
 // what is pending, so that the request in flight finishes; it stops at the
 // first failed attempt. During an outage it is stopped at once. A record
 // whose request was cut short was not acknowledged and is sent again after
@@ -237,7 +247,15 @@ func (a *agent) closePush(ctx context.Context) error {
 	if a.q == nil {
 		return nil
 	}
-	if st := a.fwd.Stats(); time.Since(st.LastSuccess) < time.Second {
+	// Polling has stopped: queue what is still pending, then drain.
+	close(a.flushStop)
+	<-a.flushDone
+	a.appendMu.Lock()
+	a.flushLocked()
+	a.appendMu.Unlock()
+	// The server is taken to be answering when a delivery succeeded in the
+	// last second, or when no attempt has failed yet.
+	if st := a.fwd.Stats(); time.Since(st.LastSuccess) < time.Second || (st.Retries == 0 && st.LastError == "") {
 		grace := time.NewTimer(agentDrainGrace)
 		defer grace.Stop()
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -286,24 +304,62 @@ func (a *agent) emit(_ context.Context, batch []collectors.Reading) {
 	if a.q == nil {
 		return
 	}
-	series := make([]sample.Series, len(outs))
-	for i, o := range outs {
-		ls := make([]sample.Label, 0, len(o.labels)+1)
-		ls = append(append(ls, sample.Label{Name: "__name__", Value: o.Metric}), o.labels...)
-		series[i] = sample.Series{Labels: ls, Points: []sample.Point{o.Point()}}
-	}
-	rec, err := forwarder.Encode(series)
 	a.appendMu.Lock()
 	defer a.appendMu.Unlock()
+	for _, o := range outs {
+		ls := make([]sample.Label, 0, len(o.labels)+1)
+		ls = append(append(ls, sample.Label{Name: "__name__", Value: o.Metric}), o.labels...)
+		a.pending = append(a.pending, sample.Series{Labels: ls, Points: []sample.Point{o.Point()}})
+	}
+	a.pendingSamples += len(outs)
+	if a.pendingSamples >= agentBatchSamples {
+		a.flushLocked()
+	}
+}
+
+// Batching of the readings into queue records (one remote_write request each).
+const (
+	// agentBatchSamples is the most samples one record gathers before it is
+	// queued (Prometheus' own remote_write sends 2,000 per request).
+	agentBatchSamples = 2000
+	// agentBatchDelay is the longest a reading waits to be queued.
+	agentBatchDelay = time.Second
+)
+
+// flushLocked queues the pending readings as one record; appendMu is held.
+func (a *agent) flushLocked() {
+	if len(a.pending) == 0 {
+		return
+	}
+	n := len(a.pending)
+	rec, err := forwarder.Encode(a.pending)
 	if err == nil {
 		err = a.q.Append(rec)
 	}
+	a.pending, a.pendingSamples = nil, 0
 	if err == nil {
 		a.fwd.Notify()
 		return
 	}
 	a.appendErr++
-	a.log.Error("queueing readings failed; this batch is lost", "target", name, "readings", len(series), "err", err)
+	a.log.Error("queueing readings failed; this batch is lost", "readings", n, "err", err)
+}
+
+// flushLoop queues whatever is pending every agentBatchDelay until stopped.
+func (a *agent) flushLoop() {
+	defer close(a.flushDone)
+	t := time.NewTicker(agentBatchDelay)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.flushStop:
+			return
+		case <-t.C:
+			a.appendMu.Lock()
+			a.flushLocked()
+			a.appendMu.Unlock()
+		}
+	}
 }
 
 // batchTarget returns the target a poll's batch belongs to, from the target

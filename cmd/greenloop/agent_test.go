@@ -444,3 +444,46 @@ targets:
 		t.Errorf("final push reports no records sent:\n%s", body)
 	}
 }
+
+// The poll batches of several targets travel together: one request carries
+// every target's readings, instead of one small request per poll.
+func TestAgentBatchesTargetsTogether(t *testing.T) {
+	sink := &remoteWriteSink{}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	t.Setenv("GREENLOOP_TEST_AGENT_TOKEN", "agent-secret")
+	cfg := writeConfig(t, fmt.Sprintf(`site: fra1
+interval: 100ms
+server:
+  url: %s
+  token_env: GREENLOOP_TEST_AGENT_TOKEN
+  queue_dir: %q
+  queue_max_bytes: 16MiB
+targets:
+  - {name: host, type: rapl, sysfs: %q}
+  - {name: host-hwmon, type: hwmon, sysfs: %q}
+`, srv.URL, t.TempDir(), fixture(t, "rapl", "node_exporter"), fixture(t, "hwmon", "node_exporter")))
+	_, stop, logs := startAgent(t, cfg)
+	time.Sleep(2500 * time.Millisecond) // 2 targets × about 25 polls
+	if err := stop(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, logs)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	nodes := map[string]bool{}
+	for _, ts := range sink.series {
+		for _, l := range ts.Labels {
+			if l.Name == "node" {
+				nodes[l.Value] = true
+			}
+		}
+	}
+	if !nodes["host"] || !nodes["host-hwmon"] {
+		t.Fatalf("nodes received %v, want both targets\n%s", nodes, logs)
+	}
+	// About 50 polls arrived in a handful of requests: one per second, plus the flush at stop.
+	if sink.requests == 0 || sink.requests > 6 {
+		t.Fatalf("%d requests for %d series, want at most 6 (one a second)", sink.requests, len(sink.series))
+	}
+	t.Logf("%d series in %d requests", len(sink.series), sink.requests)
+}
