@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/greenloop/greenloop/ingest/internal/lines"
 	"github.com/greenloop/greenloop/ingest/validate"
 	"github.com/greenloop/greenloop/internal/sample"
 )
@@ -54,17 +55,7 @@ const MaxLineBytes = 64 << 10
 // with several problems is refused for the first one in key order.
 func Parse(data []byte, defaultTs int64) ([]sample.Series, []sample.Rejection) {
 	p := parser{defaultTs: defaultTs, index: map[string]int{}}
-	lineNo := 0
-	for len(data) > 0 {
-		lineNo++
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		p.parseLine(lineNo, line)
-	}
+	lines.Each(data, p.parseLine)
 	return p.series, p.rejs
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/greenloop/greenloop/ingest/internal/lines"
 	"github.com/greenloop/greenloop/ingest/validate"
 	"github.com/greenloop/greenloop/internal/sample"
 )
@@ -49,17 +50,7 @@ const MaxLineBytes = 64 << 10
 // when the labels could be read.
 func Parse(data []byte, defaultTs int64) ([]sample.Series, []sample.Rejection) {
 	p := parser{defaultTs: defaultTs, index: map[string]int{}}
-	lineNo := 0
-	for len(data) > 0 {
-		lineNo++
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		p.parseLine(lineNo, line)
-	}
+	lines.Each(data, p.parseLine)
 	return p.series, p.rejs
 }
 
