@@ -135,6 +135,40 @@ type TargetConfig struct {
 	InsecureSkipVerify bool
 	// Timeout bounds one collection; zero means the collector's default.
 	Timeout time.Duration
+	// Auth is how a Redfish target authenticates: "session" (or empty) or "basic".
+	Auth string
+
+	// Host, Port and CipherSuite address an IPMI BMC over RMCP+; Port 0 is
+	// 623 and a nil CipherSuite the collector's default (17).
+	Host        string
+	Port        int
+	CipherSuite *int
+
+	// Address is an SNMP agent's host[:port]; Version is "1", "2c" or "3";
+	// Community is the v1/v2c community; Profile is "auto" (or empty) or a
+	// vendor profile's name; Retries is nil for the default.
+	Address, Version, Community, Profile string
+	Retries                              *int
+	// SNMP v3 (USM): Username above, and these.
+	AuthProtocol, AuthPassword, PrivProtocol, PrivPassword, Context string
+
+	// Broker, Topic and Format configure an MQTT target (format "tasmota" or "shelly").
+	Broker, Topic, Format string
+
+	// Bus is the I2C bus number (/dev/i2c-N) and Devices the sensors on it.
+	Bus     int
+	Devices []I2CDevice
+}
+
+// I2CDevice is one sensor on an I2C bus.
+type I2CDevice struct {
+	// Chip is the sensor model: ina219, ina3221, bme280, bmp280.
+	Chip string
+	// Address is the 7-bit bus address.
+	Address int
+	// ShuntOhms is the shunt resistor of a current monitor; zero means the
+	// chip's usual board value.
+	ShuntOhms float64
 }
 
 // SysfsRoot returns Sysfs, or "/sys" when it is empty.

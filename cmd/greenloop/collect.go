@@ -335,11 +335,39 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 // targetConfig turns a configured target into what a collector factory
 // takes, reading its secret from the file or environment variable named.
 func targetConfig(t config.Target, timeout time.Duration) (collectors.TargetConfig, error) {
+	if t.Timeout > 0 && (timeout <= 0 || t.Timeout.D() < timeout) {
+		timeout = t.Timeout.D()
+	}
 	tc := collectors.TargetConfig{Name: t.Name, Type: t.Type, Sysfs: t.Sysfs, Endpoint: t.Endpoint,
-		Username: t.Username, CAFile: t.TLS.CAFile, InsecureSkipVerify: t.TLS.InsecureSkipVerify, Timeout: timeout}
-	var err error
-	tc.Password, err = secret(t.PasswordFile, t.PasswordEnv, "password")
-	return tc, err
+		Username: t.Username, CAFile: t.TLS.CAFile, InsecureSkipVerify: t.TLS.InsecureSkipVerify, Timeout: timeout,
+		Auth: t.Auth, Host: t.Host, Port: t.Port, CipherSuite: t.CipherSuite,
+		Address: t.Address, Version: t.Version, Profile: t.Profile, Retries: t.Retries,
+		AuthProtocol: t.AuthProtocol, PrivProtocol: t.PrivProtocol, Context: t.Context,
+		Broker: t.Broker, Topic: t.Topic, Format: t.Format}
+	if t.Bus != nil {
+		tc.Bus = *t.Bus
+	}
+	for _, d := range t.Devices {
+		tc.Devices = append(tc.Devices, collectors.I2CDevice{Chip: d.Chip, Address: d.Address, ShuntOhms: d.ShuntOhms})
+	}
+	var errs []error
+	for _, s := range []struct {
+		dst       *string
+		file, env string
+		what      string
+	}{
+		{&tc.Password, t.PasswordFile, t.PasswordEnv, "password"},
+		{&tc.Community, t.CommunityFile, t.CommunityEnv, "community"},
+		{&tc.AuthPassword, t.AuthPasswordFile, t.AuthPasswordEnv, "auth_password"},
+		{&tc.PrivPassword, t.PrivPasswordFile, t.PrivPasswordEnv, "priv_password"},
+	} {
+		v, err := secret(s.file, s.env, s.what)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		*s.dst = v
+	}
+	return tc, errors.Join(errs...)
 }
 
 // secret reads a secret from a file (its first line) or an environment

@@ -77,10 +77,17 @@ type Target struct {
 	// Password is a literal password: refused by Validate.
 	Password LiteralSecret `yaml:"password"`
 	TLS      TargetTLS     `yaml:"tls"`
+	// Auth is how a Redfish target authenticates: "session" (default; one
+	// session reused across polls, closed on shutdown) or "basic".
+	Auth string `yaml:"auth"`
+	// Timeout bounds one request to the device; zero = the collector's default.
+	Timeout Duration `yaml:"timeout"`
 
 	// Host and Port address an IPMI BMC (RMCP+, port 623 by default).
 	Host string `yaml:"host"`
 	Port int    `yaml:"port"`
+	// CipherSuite is the IPMI RMCP+ cipher suite id (default 17; ipmi_sim speaks only 3).
+	CipherSuite *int `yaml:"cipher_suite"`
 
 	// Address is an SNMP agent's host:port (port 161 by default).
 	Address string `yaml:"address"`
@@ -93,6 +100,20 @@ type Target struct {
 	Community LiteralSecret `yaml:"community"`
 	// Profile names the PDU vendor profile; "auto" (default) detects it.
 	Profile string `yaml:"profile"`
+	// AuthProtocol (MD5, SHA, SHA224, SHA256, SHA384, SHA512) and its
+	// password, for SNMP v3; AuthPasswordFile/Env supply the passphrase.
+	AuthProtocol     string `yaml:"auth_protocol"`
+	AuthPasswordFile string `yaml:"auth_password_file"`
+	AuthPasswordEnv  string `yaml:"auth_password_env"`
+	// PrivProtocol (DES, AES, AES192, AES256, AES192C, AES256C) and its
+	// password, for SNMP v3 authPriv.
+	PrivProtocol     string `yaml:"priv_protocol"`
+	PrivPasswordFile string `yaml:"priv_password_file"`
+	PrivPasswordEnv  string `yaml:"priv_password_env"`
+	// Context is the SNMP v3 context name.
+	Context string `yaml:"context"`
+	// Retries is the number of retries per SNMP request after a timeout (default 1).
+	Retries *int `yaml:"retries"`
 
 	// Broker is an MQTT broker URL (tcp://, ssl://, ws://, wss://, mqtt://, mqtts://).
 	Broker string `yaml:"broker"`
@@ -245,11 +266,12 @@ var targetKeys = map[string][]string{
 	"rapl":    {"sysfs"},
 	"hwmon":   {"sysfs"},
 	"nvml":    {},
-	"redfish": {"endpoint", "username", "password_file", "password_env", "tls"},
-	"ipmi":    {"host", "port", "username", "password_file", "password_env"},
-	"snmp":    {"address", "version", "community_file", "community_env", "username", "password_file", "password_env", "profile"},
-	"mqtt":    {"broker", "topic", "format", "username", "password_file", "password_env", "tls"},
-	"i2c":     {"bus", "devices"},
+	"redfish": {"endpoint", "username", "password_file", "password_env", "tls", "auth", "timeout"},
+	"ipmi":    {"host", "port", "username", "password_file", "password_env", "cipher_suite", "timeout"},
+	"snmp": {"address", "version", "community_file", "community_env", "username", "profile", "timeout", "retries",
+		"auth_protocol", "auth_password_file", "auth_password_env", "priv_protocol", "priv_password_file", "priv_password_env", "context"},
+	"mqtt": {"broker", "topic", "format", "username", "password_file", "password_env", "tls"},
+	"i2c":  {"bus", "devices"},
 }
 
 // setKeys lists the type-specific keys t has a value for, in declaration order.
@@ -266,6 +288,17 @@ func (t Target) setKeys() []string {
 	add(t.PasswordFile != "", "password_file")
 	add(t.PasswordEnv != "", "password_env")
 	add(t.TLS != (TargetTLS{}), "tls")
+	add(t.Auth != "", "auth")
+	add(t.Timeout != 0, "timeout")
+	add(t.CipherSuite != nil, "cipher_suite")
+	add(t.AuthProtocol != "", "auth_protocol")
+	add(t.AuthPasswordFile != "", "auth_password_file")
+	add(t.AuthPasswordEnv != "", "auth_password_env")
+	add(t.PrivProtocol != "", "priv_protocol")
+	add(t.PrivPasswordFile != "", "priv_password_file")
+	add(t.PrivPasswordEnv != "", "priv_password_env")
+	add(t.Context != "", "context")
+	add(t.Retries != nil, "retries")
 	add(t.Host != "", "host")
 	add(t.Port != 0, "port")
 	add(t.Address != "", "address")
@@ -405,6 +438,14 @@ func (c *Agent) validateTargetType(add addFunc, p string, t Target) {
 			add(p+".username", "must be set for a redfish target")
 		}
 		secretSource(add, p, "password", noLiteral, t.PasswordFile, t.PasswordEnv, !bool(t.Password))
+		switch t.Auth {
+		case "", "session", "basic":
+		default:
+			add(p+".auth", "want session or basic, got %q", t.Auth)
+		}
+		if t.Timeout < 0 {
+			add(p+".timeout", "must not be negative, got %s", t.Timeout)
+		}
 	case "ipmi":
 		if t.Host == "" {
 			add(p+".host", "must be set for an ipmi target")
@@ -414,6 +455,12 @@ func (c *Agent) validateTargetType(add addFunc, p string, t Target) {
 		}
 		if t.Username == "" {
 			add(p+".username", "must be set for an ipmi target")
+		}
+		if t.CipherSuite != nil && (*t.CipherSuite < 0 || *t.CipherSuite > 17) {
+			add(p+".cipher_suite", "want an RMCP+ cipher suite id within [0, 17], got %d", *t.CipherSuite)
+		}
+		if t.Timeout < 0 {
+			add(p+".timeout", "must not be negative, got %s", t.Timeout)
 		}
 		secretSource(add, p, "password", noLiteral, t.PasswordFile, t.PasswordEnv, !bool(t.Password))
 	case "snmp":
@@ -433,9 +480,43 @@ func (c *Agent) validateTargetType(add addFunc, p string, t Target) {
 			if t.Username == "" {
 				add(p+".username", "must be set for snmp version 3")
 			}
-			secretSource(add, p, "password", noLiteral, t.PasswordFile, t.PasswordEnv, !bool(t.Password))
+			switch strings.ToUpper(t.AuthProtocol) {
+			case "":
+				if t.PrivProtocol != "" {
+					add(p+".auth_protocol", "must be set when priv_protocol is (authPriv needs authentication)")
+				}
+			case "MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512":
+				secretSource(add, p, "auth_password", noLiteral, t.AuthPasswordFile, t.AuthPasswordEnv, true)
+			default:
+				add(p+".auth_protocol", "want MD5, SHA, SHA224, SHA256, SHA384 or SHA512, got %q", t.AuthProtocol)
+			}
+			switch strings.ToUpper(t.PrivProtocol) {
+			case "":
+			case "DES", "AES", "AES192", "AES256", "AES192C", "AES256C":
+				secretSource(add, p, "priv_password", noLiteral, t.PrivPasswordFile, t.PrivPasswordEnv, true)
+			default:
+				add(p+".priv_protocol", "want DES, AES, AES192, AES256, AES192C or AES256C, got %q", t.PrivProtocol)
+			}
 		default:
 			add(p+".version", "want 1, 2c or 3, got %q", t.Version)
+		}
+		if t.Version != "3" {
+			for _, k := range []struct {
+				set  bool
+				name string
+			}{{t.AuthProtocol != "", "auth_protocol"}, {t.PrivProtocol != "", "priv_protocol"}, {t.Context != "", "context"},
+				{t.AuthPasswordFile != "" || t.AuthPasswordEnv != "", "auth_password_file"},
+				{t.PrivPasswordFile != "" || t.PrivPasswordEnv != "", "priv_password_file"}} {
+				if k.set {
+					add(p+"."+k.name, "only used with version 3")
+				}
+			}
+		}
+		if t.Retries != nil && (*t.Retries < 0 || *t.Retries > 10) {
+			add(p+".retries", "want within [0, 10], got %d", *t.Retries)
+		}
+		if t.Timeout < 0 {
+			add(p+".timeout", "must not be negative, got %s", t.Timeout)
 		}
 	case "mqtt":
 		if t.Broker == "" {
@@ -446,6 +527,11 @@ func (c *Agent) validateTargetType(add addFunc, p string, t Target) {
 		}
 		if t.Topic == "" {
 			add(p+".topic", "must be set for an mqtt target")
+		}
+		switch t.Format {
+		case "", "tasmota", "shelly":
+		default:
+			add(p+".format", "want tasmota or shelly, got %q", t.Format)
 		}
 		secretSource(add, p, "password", noLiteral, t.PasswordFile, t.PasswordEnv, false)
 	case "i2c":

@@ -162,8 +162,20 @@ targets:
 		{"snmp requirements", "site: a\ntargets: [{name: p, type: snmp}, {name: q, type: snmp, address: 'h:x', version: 4}, {name: r, type: snmp, address: h, version: 3}, {name: s, type: snmp, address: h, community: public}]\n", []string{
 			`targets[0].address: must be set for an snmp target`, `targets[0].community_file: must be set (or community_env)`,
 			`targets[1].address: invalid port in "h:x"`, `targets[1].version: want 1, 2c or 3, got "4"`,
-			`targets[2].username: must be set for snmp version 3`, `targets[2].password_file: must be set`,
+			`targets[2].username: must be set for snmp version 3`,
 			`targets[3].community: literal communities are not allowed in the configuration; use community_file or community_env`}},
+		{"snmp v3 protocols", "site: a\ntargets: [{name: p, type: snmp, address: h, version: 3, username: u, auth_protocol: SHA1, priv_protocol: AES}, {name: q, type: snmp, address: h, version: 3, username: u, auth_protocol: SHA, priv_protocol: AES128}, {name: r, type: snmp, address: h, version: 3, username: u, priv_protocol: AES, priv_password_env: P}, {name: s, type: snmp, address: h, community_env: C, context: x, retries: 11}]\n", []string{
+			`targets[0].auth_protocol: want MD5, SHA, SHA224, SHA256, SHA384 or SHA512, got "SHA1"`,
+			`targets[0].priv_password_file: must be set (or priv_password_env)`,
+			`targets[1].auth_password_file: must be set (or auth_password_env)`,
+			`targets[1].priv_protocol: want DES, AES, AES192, AES256, AES192C or AES256C, got "AES128"`,
+			`targets[2].auth_protocol: must be set when priv_protocol is`,
+			`targets[3].context: only used with version 3`, `targets[3].retries: want within [0, 10], got 11`}},
+		{"snmp v3 authPriv", "site: a\ntargets: [{name: p, type: snmp, address: 'h:1161', version: 3, username: u, auth_protocol: sha, auth_password_file: /a, priv_protocol: aes, priv_password_env: P, context: apc}]\n", nil},
+		{"redfish and ipmi options", "site: a\ntargets: [{name: p, type: redfish, endpoint: 'https://b', username: u, password_env: P, auth: digest, timeout: -1s}, {name: q, type: ipmi, host: h, username: u, password_env: P, cipher_suite: 18}, {name: r, type: ipmi, host: h, username: u, password_env: P, cipher_suite: 3, timeout: 2s}, {name: m, type: mqtt, broker: 'tcp://b:1883', topic: t, format: json}]\n", []string{
+			`targets[0].auth: want session or basic, got "digest"`, `targets[0].timeout: must not be negative`,
+			`targets[1].cipher_suite: want an RMCP+ cipher suite id within [0, 17], got 18`,
+			`targets[3].format: want tasmota or shelly, got "json"`}},
 		{"snmp env community", "site: a\ntargets: [{name: p, type: snmp, address: 10.0.0.20, community_env: PDU_COMMUNITY}]\n", nil},
 		{"mqtt requirements", "site: a\ntargets: [{name: m, type: mqtt}, {name: n, type: mqtt, broker: 'http://b:1', topic: t}]\n", []string{
 			`targets[0].broker: must be set`, `targets[0].topic: must be set`, `targets[1].broker: want a broker URL such as tcp://host:1883`}},
