@@ -2,8 +2,9 @@
 # Makes sure the programs the tests start are installed, from Debian packages.
 #
 # To add a dependency, add one "command:package" pair to DEPS: the command is
-# looked up on PATH, and the Debian package that provides it is installed when
-# it is missing. Several commands may name the same package.
+# looked up on PATH (or, when it starts with "/", the file must exist), and the
+# Debian package that provides it is installed when it is missing. Several
+# commands may name the same package.
 #
 # As root, missing packages are installed with apt-get (after one apt-get update).
 # As another user, the script prints the command to run and exits non-zero.
@@ -14,13 +15,31 @@ DEPS=(
 	"prometheus:prometheus" # 2.42: a real remote_write sender (test/e2e)
 	"promtool:prometheus"   # query client used against greenloop's API (test/e2e)
 	"chromium:chromium"     # a real browser for the fleet page (test/e2e)
+	"clickhouse-server:clickhouse-server" # the ClickHouse backend's tests (ingest/clickhouse)
+	"clickhouse-client:clickhouse-client" # the ClickHouse ingest benchmark's peer
+	"snmpsimd:snmpsim"      # serves real PDU/UPS recordings (collectors/pdu)
+	"snmpwalk:snmp"         # cross-checks of the SNMP collector
+	"ipmi_sim:openipmi"     # a simulated BMC (collectors/ipmi)
+	"ipmitool:ipmitool"     # cross-checks of the IPMI collector
+	"/usr/include/OpenIPMI/serv.h:libopenipmi-dev" # builds ipmi_sim's DCMI power module in the IPMI tests
+	"mosquitto:mosquitto"   # a real MQTT broker (collectors/edge)
+	"mosquitto_pub:mosquitto-clients"
+	"pdftotext:poppler-utils" # reads back the EU report's PDF (accounting/report)
 )
+
+# have CHECK: a command on PATH, or an existing file when CHECK is a path.
+have() {
+	case $1 in
+	/*) [ -e "$1" ] && echo "$1" ;;
+	*) command -v "$1" 2>/dev/null ;;
+	esac
+}
 
 missing=()
 for dep in "${DEPS[@]}"; do
 	cmd=${dep%%:*}
 	pkg=${dep#*:}
-	if path=$(command -v "$cmd" 2>/dev/null); then
+	if path=$(have "$cmd"); then
 		echo "test-deps: $cmd: found at $path"
 	else
 		echo "test-deps: $cmd: missing (Debian package $pkg)"
@@ -48,11 +67,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
 
-# Installing a service package may start it (e.g. prometheus on :9090). The tests
-# never use fixed ports, so a running service is harmless and is left alone.
+# Installing a service package may start it (prometheus on :9090, mosquitto on
+# :1883, clickhouse-server on :9000). The tests start their own instances on
+# free ports, so a running service is harmless and is left alone.
 for dep in "${DEPS[@]}"; do
 	cmd=${dep%%:*}
-	if ! command -v "$cmd" >/dev/null 2>&1; then
+	if ! have "$cmd" >/dev/null; then
 		echo "test-deps: $cmd is still missing after installing ${dep#*:}" >&2
 		exit 1
 	fi
