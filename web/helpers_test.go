@@ -45,6 +45,12 @@ type envConfig struct {
 	deps   Deps
 	opts   Options
 	tokens []string // tokens-file lines; none means auth off
+	cache  bool     // results cache on, with a late-write tracker
+}
+
+// withResultsCache turns the range-query results cache on (settle 5m).
+func withResultsCache() envOpt {
+	return func(c *envConfig) { c.cache = true }
 }
 
 type envOpt func(*envConfig)
@@ -85,11 +91,17 @@ func newEnv(t testing.TB, opts ...envOpt) *testEnv {
 	for _, f := range opts {
 		f(&c)
 	}
-	w, err := ingest.NewWriter(store, ingest.WriterOptions{Clock: c.clock})
+	var st ingest.Store = store
+	if c.cache {
+		c.deps.LateWrites = ingest.NewLateWrites(5*time.Minute, time.Hour, c.clock)
+		st = ingest.TrackLate(store, c.deps.LateWrites)
+		c.opts.Query.ResultsCache.MaxBytes = 64 << 20
+	}
+	w, err := ingest.NewWriter(st, ingest.WriterOptions{Clock: c.clock, MaxAge: 72 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.deps.Store, c.deps.Writer, c.deps.Clock = store, w, c.clock
+	c.deps.Store, c.deps.Writer, c.deps.Clock = st, w, c.clock
 	if len(c.tokens) > 0 {
 		p := filepath.Join(dir, "tokens")
 		if err := os.WriteFile(p, []byte(strings.Join(c.tokens, "\n")+"\n"), 0o600); err != nil {

@@ -222,7 +222,10 @@ func (s *Server) queryRange(c echo.Context, id Identity) error {
 		return err
 	}
 	qs := r.Form.Get("query")
-	res, err := s.execRange(ctx, s.queryable(id), opts, qs, start, end, step)
+	res, cached, err := s.cachedRange(ctx, id.Tenant, s.queryable(id), opts, qs, start, end, step)
+	if !cached {
+		res, err = s.execRange(ctx, s.queryable(id), opts, qs, start, end, step)
+	}
 	if err != nil {
 		return constructionError(err)
 	}

@@ -55,7 +55,14 @@ func (s *Server) execRange(ctx context.Context, q storage.Queryable, opts promql
 			return rangeResult{err: res.Err}, nil
 		}
 		m, err := res.Matrix()
-		return rangeResult{m: m, annos: res.Warnings, err: err}, nil
+		// The engine hands the points' slices of its own matrix back to its
+		// pool on Close: the answer, which outlives the query (it is encoded
+		// later, or cached), is a copy.
+		out := make(promql.Matrix, len(m))
+		for i, sr := range m {
+			out[i] = promql.Series{Metric: sr.Metric, Floats: slices.Clone(sr.Floats), Histograms: slices.Clone(sr.Histograms), DropName: sr.DropName}
+		}
+		return rangeResult{m: out, annos: res.Warnings, err: err}, nil
 	}
 	// Build every shard first so a syntax error is reported once, as a construction error.
 	qries := make([]promql.Query, 0, n)

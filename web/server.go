@@ -78,6 +78,10 @@ type Deps struct {
 	// ParseNDJSON parses /api/v1/import/ndjson bodies (one reading per line, as
 	// `greenloop collect --format json` prints); nil means ndjson.Parse.
 	ParseNDJSON ParseFunc
+	// LateWrites tracks samples written into settled time; with it (and
+	// Options.Query.ResultsCache.MaxBytes > 0) range queries use the results
+	// cache. Store must record into it (ingest.TrackLate).
+	LateWrites *ingest.LateWrites
 }
 
 // BuildInfo is served at /api/v1/status/buildinfo, in Prometheus' shape.
@@ -139,6 +143,8 @@ type Server struct {
 	bufs   bufPool
 	// rejectLog throttles the warnings about refused samples.
 	rejectLog logThrottle
+	// cache keeps range-query answers over settled time; nil when off.
+	cache *resultsCache
 }
 
 type perm uint8
@@ -214,6 +220,9 @@ func New(deps Deps, opts Options) (*Server, error) {
 	}
 	for _, p := range opts.PublicPaths {
 		s.public[p] = true
+	}
+	if deps.LateWrites != nil && opts.Query.ResultsCache.MaxBytes > 0 {
+		s.cache = newResultsCache(int64(opts.Query.ResultsCache.MaxBytes), deps.LateWrites, s.now, s.reg)
 	}
 	s.tokens.Store(&tokenTable{})
 	if opts.Auth.TokensFile != "" {

@@ -154,7 +154,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	start := time.Now()
-	store, err := tsdb.Open(cfg.DataDir, tsdb.Options{
+	db, err := tsdb.Open(cfg.DataDir, tsdb.Options{
 		Retention:        cfg.Storage.TSDB.Retention.D(),
 		OutOfOrderWindow: cfg.Storage.TSDB.OutOfOrderWindow.D(),
 		WALCompression:   cfg.Storage.TSDB.WALCompression,
@@ -167,13 +167,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("store open", "data_dir", cfg.DataDir, "took", time.Since(start).Round(time.Millisecond))
 	defer func() {
 		t := time.Now()
-		if err := store.Close(); err != nil {
+		if err := db.Close(); err != nil {
 			log.Error("closing store", "err", err)
 			return
 		}
 		log.Info("store flushed and closed", "took", time.Since(t).Round(time.Millisecond))
 	}()
 
+	// Every write goes through the late-write tracker, so that the results
+	// cache can tell when samples arrive in time it has answered for.
+	var store ingest.Store = db
+	var late *ingest.LateWrites
+	if rc := cfg.Query.ResultsCache; rc.MaxBytes > 0 {
+		late = ingest.NewLateWrites(rc.Settle.D(), time.Hour, nil)
+		store = ingest.TrackLate(db, late)
+	}
 	writer, err := ingest.NewWriter(store, ingest.WriterOptions{
 		MaxFutureSkew: cfg.Ingest.MaxFutureSkew.D(),
 		MaxAge:        cfg.Storage.TSDB.OutOfOrderWindow.D(),
@@ -219,6 +227,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Ready:       func() error { return readyErr(ready.Load()) },
 		ParseText:   textimport.Parse,
 		ParseNDJSON: ndjson.Parse,
+		LateWrites:  late,
 	}, webOptions(cfg))
 	if err != nil {
 		return err

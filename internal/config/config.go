@@ -91,6 +91,19 @@ type Query struct {
 	Timeout       Duration `yaml:"timeout"`
 	MaxSamples    int      `yaml:"max_samples"`
 	LookbackDelta Duration `yaml:"lookback_delta"`
+	// ResultsCache keeps range-query answers over settled time (see docs/operator.md).
+	ResultsCache ResultsCache `yaml:"results_cache"`
+}
+
+// ResultsCache bounds the range-query results cache.
+type ResultsCache struct {
+	// MaxBytes is the cache's size; 0 turns the cache off. Default 256MiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// Settle is the age after which data counts as settled: only answers
+	// over older data are cached, and samples written older than that are
+	// tracked as late writes that invalidate the answers over their range.
+	// Default 5m.
+	Settle Duration `yaml:"settle"`
 }
 
 // Log configures structured logging.
@@ -153,9 +166,10 @@ func Default() Server {
 			MaxFutureSkew:   Duration(10 * time.Minute),
 			MaxLabels:       64,
 		},
-		Query: Query{Timeout: Duration(2 * time.Minute), MaxSamples: 50_000_000, LookbackDelta: Duration(5 * time.Minute)},
-		Log:   Log{Level: "info", Format: "text"},
-		Demo:  Demo{History: Duration(7 * 24 * time.Hour), Tenant: "default"},
+		Query: Query{Timeout: Duration(2 * time.Minute), MaxSamples: 50_000_000, LookbackDelta: Duration(5 * time.Minute),
+			ResultsCache: ResultsCache{MaxBytes: 256 << 20, Settle: Duration(5 * time.Minute)}},
+		Log:  Log{Level: "info", Format: "text"},
+		Demo: Demo{History: Duration(7 * 24 * time.Hour), Tenant: "default"},
 	}
 }
 
@@ -257,6 +271,12 @@ func (c *Server) Validate() error {
 	}
 	if c.Query.LookbackDelta.D() <= 0 {
 		add("query.lookback_delta", "must be positive")
+	}
+	if c.Query.ResultsCache.MaxBytes < 0 {
+		add("query.results_cache.max_bytes", "must not be negative (0 turns the cache off)")
+	}
+	if c.Query.ResultsCache.MaxBytes > 0 && c.Query.ResultsCache.Settle.D() < time.Minute {
+		add("query.results_cache.settle", "must be at least 1m (samples younger than that are still arriving), got %s", c.Query.ResultsCache.Settle)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -327,6 +327,14 @@ func (b *bench) queryPhase(ctx context.Context) error {
 				run.Series, run.Points = len(m), points
 				results[name] = m
 			}
+			// A dashboard refreshing: the same window one step later.
+			slid := url.Values{"query": {qr.Query}, "start": {fmt.Sprint(qr.Start + int64(qr.Step))},
+				"end": {fmt.Sprint(qr.End + int64(qr.Step))}, "step": {fmt.Sprint(qr.Step)}}
+			if _, took, err := apiGet(ctx, c, srv.url, "/api/v1/query_range", slid); err != nil {
+				return fmt.Errorf("%s: slid window: %w", name, err)
+			} else {
+				run.SlidSeconds = took.Seconds()
+			}
 			if s.PerfDir != "" && name == nameGreenloop {
 				err := perfRecord(ctx, srv.pid(), s.PerfDir, name+"-query", func() error {
 					_, took, err := apiGet(ctx, c, srv.url, "/api/v1/query_range", p)
@@ -346,10 +354,15 @@ func (b *bench) queryPhase(ctx context.Context) error {
 			return err
 		}
 		run.MedianSeconds = median(run.RunsSeconds)
+		if len(run.RunsSeconds) > 0 {
+			run.FirstSeconds = run.RunsSeconds[0]
+			run.RepeatMedianSeconds = median(run.RunsSeconds[1:])
+		}
 		run.MaxSeconds = slices.Max(run.RunsSeconds)
 		qr.Servers[name] = run
-		logf("query: %-10s median %.3fs max %.3fs over %d runs (%d series, %d points, %d blocks; other processes used %.2f cores)",
-			name, run.MedianSeconds, run.MaxSeconds, len(run.RunsSeconds), run.Series, run.Points, run.BlocksAtQuery, run.OtherCores)
+		logf("query: %-10s median %.3fs max %.3fs over %d runs, first %.3fs, repeats %.3fs, slid by a step %.3fs (%d series, %d points, %d blocks; other processes used %.2f cores)",
+			name, run.MedianSeconds, run.MaxSeconds, len(run.RunsSeconds), run.FirstSeconds, run.RepeatMedianSeconds, run.SlidSeconds,
+			run.Series, run.Points, run.BlocksAtQuery, run.OtherCores)
 	}
 	qr.RatioMedian = qr.Servers[nameGreenloop].MedianSeconds / qr.Servers[namePrometheus].MedianSeconds
 	// Same data: the counters' values must agree exactly (up to summation order).

@@ -133,14 +133,21 @@ type diskResults struct {
 }
 
 type queryRun struct {
-	RunsSeconds     []float64 `json:"runs_seconds"`
-	MedianSeconds   float64   `json:"median_seconds"`
-	MaxSeconds      float64   `json:"max_seconds"`
-	Series          int       `json:"result_series"`
-	Points          int       `json:"result_points"`
-	BlocksAtQuery   int       `json:"blocks_at_query"`
-	VerifiedSamples int64     `json:"verified_samples"`
-	OtherCores      float64   `json:"other_processes_cores"` // CPU other processes used during the timed runs, in cores
+	RunsSeconds   []float64 `json:"runs_seconds"`
+	MedianSeconds float64   `json:"median_seconds"`
+	// FirstSeconds is the first run (nothing cached); RepeatMedianSeconds the
+	// median of the others (greenloop answers them from its results cache);
+	// SlidSeconds a run over the window moved one step later, as a dashboard's
+	// refresh asks.
+	FirstSeconds        float64 `json:"first_seconds"`
+	RepeatMedianSeconds float64 `json:"repeat_median_seconds"`
+	SlidSeconds         float64 `json:"slid_seconds"`
+	MaxSeconds          float64 `json:"max_seconds"`
+	Series              int     `json:"result_series"`
+	Points              int     `json:"result_points"`
+	BlocksAtQuery       int     `json:"blocks_at_query"`
+	VerifiedSamples     int64   `json:"verified_samples"`
+	OtherCores          float64 `json:"other_processes_cores"` // CPU other processes used during the timed runs, in cores
 }
 
 type queryResults struct {
@@ -187,8 +194,10 @@ func targets(res *results) []target {
 	}
 	if qr := res.Query; qr != nil && qr.Servers[nameGreenloop] != nil {
 		g := qr.Servers[nameGreenloop]
-		ts = append(ts, target{"query", "range query < 0.5 s (median)", g.MedianSeconds, g.MedianSeconds < 0.5,
-			fmt.Sprintf("median %.3fs, max %.3fs", g.MedianSeconds, g.MaxSeconds)})
+		ts = append(ts, target{"query", "range query < 0.5 s (first run, nothing cached)", g.FirstSeconds, g.FirstSeconds < 0.5,
+			fmt.Sprintf("%.3fs", g.FirstSeconds)})
+		ts = append(ts, target{"query", "range query < 0.5 s (repeated, and slid by a step)", g.RepeatMedianSeconds, g.RepeatMedianSeconds < 0.5 && g.SlidSeconds < 0.5,
+			fmt.Sprintf("median %.3fs repeated, %.3fs slid", g.RepeatMedianSeconds, g.SlidSeconds)})
 	}
 	return ts
 }
@@ -360,10 +369,11 @@ func printReport(w io.Writer, res *results) {
 	}
 	if qr := res.Query; qr != nil && len(qr.Servers) > 0 {
 		fmt.Fprintf(w, "Query: %s over %s at step %gs (%d counters over %d sites)\n", qr.Query, s.QuerySpan, qr.Step, s.QuerySeries, s.QuerySites)
-		row("server", "median s", "max s", "runs", "result series", "points")
+		row("server", "median s", "max s", "first s", "repeat median s", "slid s", "runs", "result series", "points")
 		for _, name := range []string{nameGreenloop, namePrometheus} {
 			if q := qr.Servers[name]; q != nil {
-				row(name, f3(q.MedianSeconds), f3(q.MaxSeconds), strconv.Itoa(len(q.RunsSeconds)), strconv.Itoa(q.Series), strconv.Itoa(q.Points))
+				row(name, f3(q.MedianSeconds), f3(q.MaxSeconds), f3(q.FirstSeconds), f3(q.RepeatMedianSeconds), f3(q.SlidSeconds),
+					strconv.Itoa(len(q.RunsSeconds)), strconv.Itoa(q.Series), strconv.Itoa(q.Points))
 			}
 		}
 		if qr.RatioMedian > 0 {
