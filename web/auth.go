@@ -49,6 +49,10 @@ func (r Role) CanRead() bool {
 // CanWrite reports whether the role may ingest series.
 func (r Role) CanWrite() bool { return r == RoleAdmin || r == RoleOperator || r == RoleAgent }
 
+// CanBackfill reports whether the role may import history (meter exports
+// from before greenloop ran): the officer, who needs it for a report, too.
+func (r Role) CanBackfill() bool { return r == RoleAdmin || r == RoleOperator || r == RoleOfficer }
+
 // canSeeOps reports whether the role may read the server's own metrics, which span all tenants.
 func (r Role) canSeeOps() bool { return r == RoleAdmin || r == RoleOperator }
 
@@ -217,6 +221,11 @@ func authorize(id Identity, p perm) error {
 			return nil
 		}
 		return &Error{Code: 403, Msg: fmt.Sprintf("role %q may not write series", id.Role)}
+	case permBackfill:
+		if id.Role.CanBackfill() {
+			return nil
+		}
+		return &Error{Code: 403, Msg: fmt.Sprintf("role %q may not import history", id.Role)}
 	case permOps:
 		if id.Role.canSeeOps() {
 			return nil

@@ -46,6 +46,12 @@ type envConfig struct {
 	opts   Options
 	tokens []string // tokens-file lines; none means auth off
 	cache  bool     // results cache on, with a late-write tracker
+	// backfill gives the server a backfill writer (history up to 14 days back).
+	backfill bool
+}
+
+func withBackfill() envOpt {
+	return func(c *envConfig) { c.backfill = true }
 }
 
 // withResultsCache turns the range-query results cache on (settle 5m).
@@ -102,6 +108,17 @@ func newEnv(t testing.TB, opts ...envOpt) *testEnv {
 		t.Fatal(err)
 	}
 	c.deps.Store, c.deps.Writer, c.deps.Clock = st, w, c.clock
+	if c.backfill {
+		var bst ingest.Store = store.Backfill()
+		if c.deps.LateWrites != nil {
+			bst = ingest.TrackLate(bst, c.deps.LateWrites)
+		}
+		bw, err := ingest.NewWriter(bst, ingest.WriterOptions{Clock: c.clock, MaxAge: 14 * 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.deps.Backfill = bw
+	}
 	if len(c.tokens) > 0 {
 		p := filepath.Join(dir, "tokens")
 		if err := os.WriteFile(p, []byte(strings.Join(c.tokens, "\n")+"\n"), 0o600); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/greenloop/greenloop/ingest"
+	"github.com/greenloop/greenloop/ingest/csvimport"
 	"github.com/greenloop/greenloop/ingest/ndjson"
 	"github.com/greenloop/greenloop/ingest/textimport"
 	"github.com/greenloop/greenloop/internal/config"
@@ -78,6 +79,11 @@ type Deps struct {
 	// ParseNDJSON parses /api/v1/import/ndjson bodies (one reading per line, as
 	// `greenloop collect --format json` prints); nil means ndjson.Parse.
 	ParseNDJSON ParseFunc
+	// Backfill stores history older than the out-of-order window (whole
+	// blocks); nil answers /api/v1/import/backfill with 501.
+	Backfill Writer
+	// ParseCSV parses backfill bodies with format=csv; nil means csvimport.Parse.
+	ParseCSV ParseFunc
 	// LateWrites tracks samples written into settled time; with it (and
 	// Options.Query.ResultsCache.MaxBytes > 0) range queries use the results
 	// cache. Store must record into it (ingest.TrackLate).
@@ -150,10 +156,11 @@ type Server struct {
 type perm uint8
 
 const (
-	permRead   perm = iota // admin, operator, officer, scheduler
-	permWrite              // admin, operator, agent
-	permOps                // admin, operator: data spanning every tenant
-	permPublic             // anyone, no token
+	permRead     perm = iota // admin, operator, officer, scheduler
+	permWrite                // admin, operator, agent
+	permOps                  // admin, operator: data spanning every tenant
+	permPublic               // anyone, no token
+	permBackfill             // admin, operator, officer: history imports
 )
 
 type routeInfo struct {
@@ -217,6 +224,9 @@ func New(deps Deps, opts Options) (*Server, error) {
 	}
 	if s.deps.ParseNDJSON == nil {
 		s.deps.ParseNDJSON = ndjson.Parse
+	}
+	if s.deps.ParseCSV == nil {
+		s.deps.ParseCSV = csvimport.Parse
 	}
 	for _, p := range opts.PublicPaths {
 		s.public[p] = true
@@ -432,6 +442,7 @@ func (s *Server) register() {
 	s.handle(post, "/api/v1/write", routeInfo{perm: permWrite}, s.remoteWrite)
 	s.handle(post, "/api/v1/import/prometheus", routeInfo{perm: permWrite}, s.importText)
 	s.handle(post, "/api/v1/import/ndjson", routeInfo{perm: permWrite}, s.importNDJSON)
+	s.handle(post, "/api/v1/import/backfill", routeInfo{perm: permBackfill}, s.importBackfill)
 	// Prometheus query API.
 	s.handle(getPost, "/api/v1/query", prom(permRead), s.query)
 	s.handle(getPost, "/api/v1/query_range", prom(permRead), s.queryRange)

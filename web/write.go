@@ -106,9 +106,32 @@ func (s *Server) importNDJSON(c echo.Context, id Identity) error {
 	return s.importLines(c, id, s.deps.ParseNDJSON)
 }
 
+// importBackfill receives history older than the out-of-order window:
+// format=csv (meter columns, see package csvimport) or format=prometheus
+// (text exposition with timestamps, the default).
+func (s *Server) importBackfill(c echo.Context, id Identity) error {
+	if s.deps.Backfill == nil {
+		return &Error{Code: http.StatusNotImplemented, Msg: "this storage backend has no backfill path"}
+	}
+	var parse ParseFunc
+	switch f := c.QueryParam("format"); f {
+	case "", "prometheus":
+		parse = s.deps.ParseText
+	case "csv":
+		parse = s.deps.ParseCSV
+	default:
+		return badData("format: want csv or prometheus, got %q", f)
+	}
+	return s.importWith(c, id, parse, s.deps.Backfill)
+}
+
 // importLines reads a (possibly gzipped) body, parses it and writes what
 // parsed. Refused lines and refused samples are listed together in one 400.
 func (s *Server) importLines(c echo.Context, id Identity, parse ParseFunc) error {
+	return s.importWith(c, id, parse, s.deps.Writer)
+}
+
+func (s *Server) importWith(c echo.Context, id Identity, parse ParseFunc, w Writer) error {
 	r := c.Request()
 	defaultTs := s.now().UnixMilli()
 	opts, err := s.writeOptions(r.URL.RawQuery, id, &defaultTs)
@@ -134,7 +157,7 @@ func (s *Server) importLines(c echo.Context, id Identity, parse ParseFunc) error
 		res.Reject(1, rj)
 	}
 	if len(series) > 0 {
-		wres, err := s.deps.Writer.WriteSeries(r.Context(), opts, series)
+		wres, err := w.WriteSeries(r.Context(), opts, series)
 		if err != nil {
 			return storageError(err)
 		}

@@ -193,6 +193,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// History older than the out-of-order window (a meter export from before
+	// greenloop ran) goes in as whole blocks, up to the retention.
+	var backfillStore ingest.Store = db.Backfill()
+	if late != nil {
+		backfillStore = ingest.TrackLate(backfillStore, late)
+	}
+	backfill, err := ingest.NewWriter(backfillStore, ingest.WriterOptions{
+		MaxFutureSkew: cfg.Ingest.MaxFutureSkew.D(),
+		MaxAge:        max(cfg.Storage.TSDB.Retention.D()-time.Hour, time.Hour),
+		MaxLabels:     cfg.Ingest.MaxLabels,
+		Mapping:       cfg.Ingest.MappingEnabled(),
+		Logger:        log.With("component", "backfill"),
+	})
+	if err != nil {
+		return err
+	}
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:               log.With("component", "promql"),
 		Reg:                  reg,
@@ -228,6 +244,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ParseText:   textimport.Parse,
 		ParseNDJSON: ndjson.Parse,
 		LateWrites:  late,
+		Backfill:    backfill,
 	}, webOptions(cfg))
 	if err != nil {
 		return err

@@ -40,6 +40,9 @@ const DefaultOutOfOrderWindow = 72 * time.Hour
 type Store struct {
 	db  *ptsdb.DB
 	dir string
+	// maxBlock is the longest block the TSDB compacts to (ms); backfills
+	// write blocks of that span.
+	maxBlock int64
 }
 
 var _ ingest.Store = (*Store)(nil)
@@ -68,6 +71,9 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.WALCompression {
 		opts.WALCompression = "snappy"
 	}
+	// Blocks written by a backfill are served once the TSDB reloads its
+	// directory; the library's minute is long for an officer waiting on an import.
+	opts.BlockReloadInterval = 2 * time.Second
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -76,7 +82,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb in %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir}, nil
+	return &Store{db: db, dir: dir, maxBlock: opts.MaxBlockDuration}, nil
 }
 
 // Appender implements storage.Appendable. Commit writes the batch to the WAL
