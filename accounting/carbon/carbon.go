@@ -1,6 +1,7 @@
 // Package carbon holds grid carbon-intensity data: hourly series per grid zone,
 // a parser for Electricity Maps hourly CSV exports, and real 2022 data for a
-// few European zones embedded in the binary for the demo.
+// few European zones embedded in the binary for the demo. Live and imported
+// data come through the providers in the subpackage providers.
 package carbon
 
 import (
