@@ -34,11 +34,42 @@ type Server struct {
 	Carbon  Carbon  `yaml:"carbon"`
 }
 
+var chIdentRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // Storage selects and tunes the series store.
 type Storage struct {
-	// Backend is "tsdb" (embedded, default). "clickhouse" comes with its own issue.
-	Backend string `yaml:"backend"`
-	TSDB    TSDB   `yaml:"tsdb"`
+	// Backend is "tsdb" (embedded, default) or "clickhouse".
+	Backend    string     `yaml:"backend"`
+	TSDB       TSDB       `yaml:"tsdb"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+}
+
+// ClickHouse is the ClickHouse backend (native protocol). Several greenloop
+// servers may share one database.
+type ClickHouse struct {
+	// Addrs are host:port of the native protocol (9000); with a cluster,
+	// one address per shard, in the order of the cluster's definition.
+	Addrs []string `yaml:"addrs"`
+	// Database is created when missing; default "greenloop".
+	Database string `yaml:"database"`
+	Username string `yaml:"username"`
+	// PasswordFile or PasswordEnv supply the password; none means an empty one.
+	PasswordFile string        `yaml:"password_file"`
+	PasswordEnv  string        `yaml:"password_env"`
+	Password     LiteralSecret `yaml:"password"`
+	// Cluster names a cluster of the servers' remote_servers: local tables on
+	// every shard and Distributed tables over them. Empty = one server.
+	Cluster string `yaml:"cluster"`
+	// Retention of raw samples, and of the 1-minute and 1-hour rollups;
+	// zero keeps raw samples 15 days, minutes 90 days and hours 5 years.
+	Retention       Duration `yaml:"retention"`
+	MinuteRetention Duration `yaml:"minute_retention"`
+	HourRetention   Duration `yaml:"hour_retention"`
+	// BatchSize and FlushInterval bound a write batch; zero takes the backend's defaults.
+	BatchSize     int      `yaml:"batch_size"`
+	FlushInterval Duration `yaml:"flush_interval"`
+	// WriteTimeout bounds one insert; past it the write answers 503 and the agent retries.
+	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
 // TSDB tunes the embedded Prometheus TSDB.
@@ -230,9 +261,41 @@ func (c *Server) Validate() error {
 	switch c.Storage.Backend {
 	case "tsdb":
 	case "clickhouse":
-		add("storage.backend", "clickhouse is not available in this build yet; use tsdb")
+		ch := c.Storage.ClickHouse
+		if len(ch.Addrs) == 0 {
+			add("storage.clickhouse.addrs", "must list at least one host:port (native protocol, e.g. 127.0.0.1:9000)")
+		}
+		for i, a := range ch.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				add(fmt.Sprintf("storage.clickhouse.addrs[%d]", i), "want host:port, got %q", a)
+			}
+		}
+		if ch.Password {
+			add("storage.clickhouse.password", "literal passwords are not allowed in the configuration; use password_file or password_env")
+		}
+		if ch.PasswordFile != "" && ch.PasswordEnv != "" {
+			add("storage.clickhouse.password_env", "set only one of password_file and password_env")
+		}
+		if ch.Database != "" && !chIdentRe.MatchString(ch.Database) {
+			add("storage.clickhouse.database", "want letters, digits and '_' (a ClickHouse identifier), got %q", ch.Database)
+		}
+		if ch.Cluster != "" && !chIdentRe.MatchString(ch.Cluster) {
+			add("storage.clickhouse.cluster", "want letters, digits and '_', got %q", ch.Cluster)
+		}
+		for _, d := range []struct {
+			name string
+			v    Duration
+		}{{"retention", ch.Retention}, {"minute_retention", ch.MinuteRetention}, {"hour_retention", ch.HourRetention},
+			{"flush_interval", ch.FlushInterval}, {"write_timeout", ch.WriteTimeout}} {
+			if d.v < 0 {
+				add("storage.clickhouse."+d.name, "must not be negative, got %s", d.v)
+			}
+		}
+		if ch.BatchSize < 0 {
+			add("storage.clickhouse.batch_size", "must not be negative, got %d", ch.BatchSize)
+		}
 	default:
-		add("storage.backend", "unknown backend %q (want tsdb)", c.Storage.Backend)
+		add("storage.backend", "unknown backend %q (want tsdb or clickhouse)", c.Storage.Backend)
 	}
 	if c.Storage.TSDB.Retention.D() < time.Hour {
 		add("storage.tsdb.retention", "must be at least 1h, got %s", c.Storage.TSDB.Retention)

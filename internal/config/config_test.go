@@ -109,3 +109,34 @@ func TestLoadFileMissing(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestValidateClickHouse(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want []string
+	}{
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000', '127.0.0.1:9100'], cluster: gl_2shards, password_env: CH_PASSWORD}}\n", nil},
+		{"storage: {backend: clickhouse}\n", []string{"storage.clickhouse.addrs: must list at least one host:port"}},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: [localhost], database: 'green-loop', password: x, retention: -1h, batch_size: -2}}\n", []string{
+			`storage.clickhouse.addrs[0]: want host:port, got "localhost"`, `storage.clickhouse.database: want letters`,
+			"storage.clickhouse.password: literal passwords are not allowed", "storage.clickhouse.retention: must not be negative",
+			"storage.clickhouse.batch_size: must not be negative"}},
+	} {
+		c, err := Load(strings.NewReader("listen: 127.0.0.1:8080\n" + tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate()
+		if len(tc.want) == 0 {
+			if err != nil {
+				t.Errorf("%s: %v", tc.yaml, err)
+			}
+			continue
+		}
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: missing %q in %v", tc.yaml, w, err)
+			}
+		}
+	}
+}
