@@ -88,6 +88,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	a := &agent{cfg: &cfg, log: log, latest: newLatestReadings()}
 	targets := a.buildTargets()
+	// Collectors holding sessions or connections (Redfish sessions, IPMI
+	// sessions, MQTT subscriptions) release them when the agent stops.
+	defer closeCollectors(log, targets)
 	if len(targets) == 0 {
 		return fmt.Errorf("none of the %d targets could be started", len(cfg.Targets))
 	}

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/greenloop/greenloop/collectors"
+	_ "github.com/greenloop/greenloop/collectors/edge"    // registers "mqtt" and "i2c"
 	_ "github.com/greenloop/greenloop/collectors/gpu"     // registers "nvml" (a stub without cgo)
 	_ "github.com/greenloop/greenloop/collectors/hwmon"   // registers "hwmon"
+	_ "github.com/greenloop/greenloop/collectors/ipmi"    // registers "ipmi"
 	_ "github.com/greenloop/greenloop/collectors/rapl"    // registers "rapl"
 	_ "github.com/greenloop/greenloop/collectors/redfish" // registers "redfish"
 	"github.com/greenloop/greenloop/internal/config"
@@ -157,10 +159,25 @@ func pollOnce(ctx context.Context, cfg *config.Agent, timeout time.Duration, std
 			results[i].err = err
 			continue
 		}
-		wg.Go(func() { results[i] = pollTarget(ctx, c, timeout) })
+		wg.Go(func() {
+			results[i] = pollTarget(ctx, c, timeout)
+			closeCollectors(deps.Logger, []collectors.Target{{Name: t.Name, Collector: c}})
+		})
 	}
 	wg.Wait()
 	return results
+}
+
+// closeCollectors closes the collectors that hold a session or a connection
+// (they implement io.Closer), logging what fails.
+func closeCollectors(log *slog.Logger, targets []collectors.Target) {
+	for _, t := range targets {
+		if cl, ok := t.Collector.(io.Closer); ok {
+			if err := cl.Close(); err != nil {
+				log.Warn("closing collector", "target", t.Name, "err", err)
+			}
+		}
+	}
 }
 
 // pollTarget runs one Collect under timeout. A collector that ignores its
