@@ -28,7 +28,6 @@ import (
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/ingest/ndjson"
 	"github.com/greenloop/greenloop/ingest/textimport"
-	"github.com/greenloop/greenloop/ingest/tsdb"
 	"github.com/greenloop/greenloop/internal/config"
 	"github.com/greenloop/greenloop/internal/sample"
 	"github.com/greenloop/greenloop/web"
@@ -154,20 +153,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	start := time.Now()
-	db, err := tsdb.Open(cfg.DataDir, tsdb.Options{
-		Retention:        cfg.Storage.TSDB.Retention.D(),
-		OutOfOrderWindow: cfg.Storage.TSDB.OutOfOrderWindow.D(),
-		WALCompression:   cfg.Storage.TSDB.WALCompression,
-		Registerer:       reg,
-		Logger:           log.With("component", "tsdb"),
-	})
+	opened, err := openStore(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	log.Info("store open", "data_dir", cfg.DataDir, "took", time.Since(start).Round(time.Millisecond))
+	db := opened.db // the embedded TSDB; nil with ClickHouse
+	log.Info("store open", "store", opened.desc, "took", time.Since(start).Round(time.Millisecond))
 	defer func() {
 		t := time.Now()
-		if err := db.Close(); err != nil {
+		if err := opened.Close(); err != nil {
 			log.Error("closing store", "err", err)
 			return
 		}
@@ -176,15 +170,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// Every write goes through the late-write tracker, so that the results
 	// cache can tell when samples arrive in time it has answered for.
-	var store ingest.Store = db
+	var store ingest.Store = opened.Store
+	backfillStore := opened.backfill
 	var late *ingest.LateWrites
 	if rc := cfg.Query.ResultsCache; rc.MaxBytes > 0 {
 		late = ingest.NewLateWrites(rc.Settle.D(), time.Hour, nil)
-		store = ingest.TrackLate(db, late)
+		store = ingest.TrackLate(store, late)
+		backfillStore = ingest.TrackLate(backfillStore, late)
 	}
 	writer, err := ingest.NewWriter(store, ingest.WriterOptions{
 		MaxFutureSkew: cfg.Ingest.MaxFutureSkew.D(),
-		MaxAge:        cfg.Storage.TSDB.OutOfOrderWindow.D(),
+		MaxAge:        opened.maxAge,
 		MaxLabels:     cfg.Ingest.MaxLabels,
 		Mapping:       cfg.Ingest.MappingEnabled(),
 		Registerer:    reg,
@@ -193,15 +189,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	// History older than the out-of-order window (a meter export from before
-	// greenloop ran) goes in as whole blocks, up to the retention.
-	var backfillStore ingest.Store = db.Backfill()
-	if late != nil {
-		backfillStore = ingest.TrackLate(backfillStore, late)
-	}
 	backfill, err := ingest.NewWriter(backfillStore, ingest.WriterOptions{
 		MaxFutureSkew: cfg.Ingest.MaxFutureSkew.D(),
-		MaxAge:        max(cfg.Storage.TSDB.Retention.D()-time.Hour, time.Hour),
+		MaxAge:        opened.backfillMaxAge,
 		MaxLabels:     cfg.Ingest.MaxLabels,
 		Mapping:       cfg.Ingest.MappingEnabled(),
 		Logger:        log.With("component", "backfill"),
@@ -209,6 +199,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	_ = db
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:               log.With("component", "promql"),
 		Reg:                  reg,
