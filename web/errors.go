@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -26,6 +28,9 @@ type Error struct {
 	Type string
 	// Err is the cause, logged on server errors, never sent to the client.
 	Err error
+	// RetryAfter, when positive, is sent as the Retry-After header (whole
+	// seconds): when a client (an agent's forwarder) should try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -120,6 +125,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 			attrs = append(attrs, "cause", e.Err.Error())
 		}
 		s.log.Log(c.Request().Context(), lvl, "request failed", attrs...)
+	}
+	if e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(max(1, e.RetryAfter.Round(time.Second)/time.Second))))
 	}
 	var body any
 	if s.routes[c.Path()].prom {

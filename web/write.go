@@ -170,8 +170,13 @@ func (s *Server) importWith(c echo.Context, id Identity, parse ParseFunc, w Writ
 	return c.NoContent(http.StatusNoContent)
 }
 
+// storageRetryAfter is what a client is told to wait after a failed write:
+// long enough for a restarting store, short enough not to build a backlog.
+const storageRetryAfter = 5 * time.Second
+
 func storageError(err error) error {
-	return &Error{Code: http.StatusServiceUnavailable, Msg: "storage failed; nothing from this request was stored, retry later", Err: err}
+	return &Error{Code: http.StatusServiceUnavailable, Msg: "storage failed; the request was not stored (sending it again is safe), retry later", Err: err,
+		RetryAfter: storageRetryAfter}
 }
 
 // rejected answers 400 with every refusal (up to ingest.MaxListedRejections).

@@ -22,6 +22,7 @@ import (
 	_ "github.com/greenloop/greenloop/collectors/gpu"     // registers "nvml" (a stub without cgo)
 	_ "github.com/greenloop/greenloop/collectors/hwmon"   // registers "hwmon"
 	_ "github.com/greenloop/greenloop/collectors/ipmi"    // registers "ipmi"
+	_ "github.com/greenloop/greenloop/collectors/pdu"     // registers "snmp"
 	_ "github.com/greenloop/greenloop/collectors/rapl"    // registers "rapl"
 	_ "github.com/greenloop/greenloop/collectors/redfish" // registers "redfish"
 	"github.com/greenloop/greenloop/internal/config"
