@@ -22,6 +22,8 @@ Usage:
                               run the site agent: poll, serve /metrics, push to the server
   greenloop collect --once --config FILE [--format json|prom]
                               poll every agent target once and print the readings
+  greenloop migrate --from tsdb:DIR --to clickhouse --config FILE
+                              copy the embedded store's history into ClickHouse (resumable)
   greenloop version           print the version
 
 `
@@ -49,6 +51,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runAgent(ctx, args[1:], stdout, stderr)
 	case "collect":
 		err = runCollect(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, stderr)
+	case "report":
+		err = runReport(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "greenloop", version)
 	case "help", "-h", "--help":
