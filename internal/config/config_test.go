@@ -140,3 +140,144 @@ func TestValidateClickHouse(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateAccountingAndCarbon(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"valid", `
+sites:
+  - id: fra1
+    zone: DE
+    it_meter_point: pdu
+    wue_category: 1
+    pue: {value: 1.35, basis: measured annual PUE 2025}
+    fallback_factor: {g_per_kwh: 380, source: EEA 2023, year: 2023}
+    residual_mix: [{zone: DE, g_per_kwh: 698, source: AIB 2024, year: 2024}]
+    instruments:
+      - {id: go1, type: GO, cert_ids: [A-1, A-2], from: 2025-01-01, to: 2026-01-01, energy_mwh: 1000}
+      - {id: mix, type: supplier_mix, from: 2025-01-01T00:00:00Z, to: 2026-01-01T00:00:00Z, energy_mwh: 10, factor_g_per_kwh: 120}
+carbon:
+  history: 3d
+  providers:
+    - {type: csv, path: ./de.csv}
+    - {type: electricitymaps, token_file: /etc/em.token, zones: [DE, FR]}
+    - {type: entsoe, token_env: ENTSOE_TOKEN, zone: DE-LU, emission_factors: {B06: 650}}
+    - {type: watttime, username: me, password_file: /etc/wt.pass, zone: CAISO_NORTH, signal: marginal}
+    - {type: ukgrid}
+    - {type: static, factors: [{zone: SE, year: 2022, g_per_kwh: 30, source: own}]}
+`, nil},
+		{"invalid", `
+sites:
+  - id: fra1
+    zone: DE
+    it_meter_point: rack
+    wue_category: 3
+    pue: {value: 0.9}
+    fallback_factor: {g_per_kwh: -1, source: x}
+    residual_mix: [{zone: DE, g_per_kwh: 698, year: 2024}, {zone: DE, g_per_kwh: 600, source: y, year: 2024}]
+    instruments:
+      - {id: go1, type: REC, cert_ids: [A-1], energy_mwh: 0}
+      - {id: go1, type: GO, cert_ids: [A-1], from: 2025-01-01, to: 2024-01-01, energy_mwh: 5}
+      - {id: ppa, type: PPA_virtual, from: 2025-01-01, to: 2026-01-01, energy_mwh: 5, factor_g_per_kwh: -3}
+carbon:
+  history: 30d
+  interval: 10s
+  providers:
+    - {type: csv}
+    - {type: electricitymaps, token: abc, emission_factor_type: both}
+    - {type: entsoe, token_file: a, token_env: B, emission_factors: {B06: 5000}}
+    - {type: watttime, signal: loud, forecast_horizon: 100h}
+    - {type: ukgrid, zone: DE}
+    - {type: static, path: x.csv, factors: [{g_per_kwh: 3}]}
+    - {type: magic, timeout: -1s, rate_limit: -2}
+`, []string{
+			`sites[0].it_meter_point: want one of ups, pdu, it_input, custom, got "rack"`,
+			"sites[0].wue_category: want 1",
+			"sites[0].pue.value: want a PUE within [1, 5], got 0.9",
+			"sites[0].pue.basis: must say",
+			"sites[0].fallback_factor.g_per_kwh: want gCO2e/kWh within [0, 2000], got -1",
+			"sites[0].residual_mix[0].source: must name",
+			"sites[0].residual_mix[1]: duplicate of sites[0].residual_mix[0]",
+			`sites[0].instruments[0].type: want one of GO, PPA_physical, PPA_virtual, green_tariff, supplier_mix, got "REC"`,
+			"sites[0].instruments[0].from: must be set",
+			"sites[0].instruments[0].to: must be set",
+			"sites[0].instruments[0].energy_mwh: must be positive",
+			`sites[0].instruments[1].id: duplicate of sites[0].instruments[0].id "go1"`,
+			"sites[0].instruments[1].to: must be after from",
+			`sites[0].instruments[1].cert_ids[0]: certificate "A-1" is already claimed by sites[0].instruments[0]`,
+			"sites[0].instruments[2].cert_ids: must list the cancelled certificates of a PPA_virtual",
+			"sites[0].instruments[2].factor_g_per_kwh: must not be negative",
+			"carbon.history: 720h0m0s is longer than the retention 360h0m0s",
+			"carbon.interval: must be at least 1m",
+			"carbon.providers[0].path: must be set for a csv provider",
+			"carbon.providers[1].token: literal secrets are not allowed",
+			"carbon.providers[1].emission_factor_type: want lifecycle or direct",
+			"carbon.providers[2].token_env: set only one of token_file and token_env",
+			"carbon.providers[2].emission_factors.B06: want gCO2e/kWh within [0, 2000]",
+			"carbon.providers[3].username: must be set",
+			"carbon.providers[3].password_file: must be set (or password_env) for a watttime provider",
+			"carbon.providers[3].forecast_horizon: want 0 to 72h",
+			`carbon.providers[3].signal: want average or marginal, got "loud"`,
+			`carbon.providers[4].zone: the GB Carbon Intensity API has only zone GB, got "DE"`,
+			"carbon.providers[5].path: only a csv provider reads a file",
+			"carbon.providers[5].factors[0].source: must name",
+			"carbon.providers[5].factors[0].zone: must be set",
+			"carbon.providers[5].factors[0].year: must be set",
+			`carbon.providers[6].type: unknown provider "magic"`,
+			"carbon.providers[6].timeout: must not be negative",
+			"carbon.providers[6].rate_limit: must not be negative",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(strings.NewReader(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				in := c.Sites[0].Instruments[0]
+				if !in.From.Equal(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) || in.EnergyMWh != 1000 || len(in.CertIDs) != 2 {
+					t.Errorf("instrument %+v", in)
+				}
+				if c.Sites[0].PUE.Value != 1.35 || c.Sites[0].ResidualMix[0].GPerKWh != 698 || c.Carbon.Interval.D() != 15*time.Minute {
+					t.Errorf("site %+v carbon %+v", c.Sites[0], c.Carbon)
+				}
+				if zs := c.Carbon.Providers[1].ProviderZones(); len(zs) != 2 || zs[0] != "DE" || zs[1] != "FR" {
+					t.Errorf("zones %v", zs)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("missing %q", w)
+				}
+			}
+			if n := len(strings.Split(err.Error(), "\n")); n < len(tc.want) {
+				t.Errorf("%d problems reported, want at least %d:\n%v", n, len(tc.want), err)
+			}
+		})
+	}
+}
+
+// The ClickHouse cluster example of deploy/ loads and validates.
+func TestDeployClickHouseCluster(t *testing.T) {
+	c, err := LoadFile("../../deploy/clickhouse-cluster/greenloop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ch := c.Storage.ClickHouse
+	if c.Storage.Backend != "clickhouse" || len(ch.Addrs) != 2 || ch.Cluster != "greenloop_cluster" || ch.PasswordFile == "" {
+		t.Fatalf("unexpected storage: %+v", c.Storage)
+	}
+}
