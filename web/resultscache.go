@@ -30,10 +30,12 @@ import (
 // fixed time (@ t) or on the future (negative offsets) are never cached.
 
 // blockSpan is the least time a cache block covers; a block holds at least
-// minBlockSteps steps.
+// minBlockSteps steps. Short blocks keep the part a refresh evaluates (the
+// block holding the unsettled last minutes) small; runs of missing blocks are
+// still evaluated as one query, so a cold query does not pay for them.
 const (
-	blockSpan     = time.Hour
-	minBlockSteps = 60
+	blockSpan     = 15 * time.Minute
+	minBlockSteps = 15
 	// entryMaxAge bounds how long a block is kept, so that samples removed by
 	// retention do not linger in answers.
 	entryMaxAge = 6 * time.Hour
