@@ -10,6 +10,7 @@ func init() {
 			Endpoint:           cfg.Endpoint,
 			Username:           cfg.Username,
 			Password:           cfg.Password,
+			Auth:               cfg.Auth,
 			CAFile:             cfg.CAFile,
 			InsecureSkipVerify: cfg.InsecureSkipVerify,
 			Timeout:            cfg.Timeout,
