@@ -137,6 +137,11 @@ type TargetConfig struct {
 	Timeout time.Duration
 	// Auth is how a Redfish target authenticates: "session" (or empty) or "basic".
 	Auth string
+	// MinInterval and MaxInFlight tune a Redfish target: the shortest time
+	// between two reads of the BMC and the concurrent requests to it; zero
+	// means the collector's default.
+	MinInterval time.Duration
+	MaxInFlight int
 
 	// Host, Port and CipherSuite address an IPMI BMC over RMCP+; Port 0 is
 	// 623 and a nil CipherSuite the collector's default (17).

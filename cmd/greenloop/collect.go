@@ -358,7 +358,7 @@ func targetConfig(t config.Target, timeout time.Duration) (collectors.TargetConf
 	}
 	tc := collectors.TargetConfig{Name: t.Name, Type: t.Type, Sysfs: t.Sysfs, Endpoint: t.Endpoint,
 		Username: t.Username, CAFile: t.TLS.CAFile, InsecureSkipVerify: t.TLS.InsecureSkipVerify, Timeout: timeout,
-		Auth: t.Auth, Host: t.Host, Port: t.Port, CipherSuite: t.CipherSuite,
+		Auth: t.Auth, MinInterval: t.MinInterval.D(), MaxInFlight: t.MaxInFlight, Host: t.Host, Port: t.Port, CipherSuite: t.CipherSuite,
 		Address: t.Address, Version: t.Version, Profile: t.Profile, Retries: t.Retries,
 		AuthProtocol: t.AuthProtocol, PrivProtocol: t.PrivProtocol, Context: t.Context,
 		Broker: t.Broker, Topic: t.Topic, Format: t.Format}

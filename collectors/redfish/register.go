@@ -14,6 +14,8 @@ func init() {
 			CAFile:             cfg.CAFile,
 			InsecureSkipVerify: cfg.InsecureSkipVerify,
 			Timeout:            cfg.Timeout,
+			MinInterval:        cfg.MinInterval,
+			MaxInFlight:        cfg.MaxInFlight,
 		}, deps)
 	})
 }

@@ -82,6 +82,11 @@ type Target struct {
 	Auth string `yaml:"auth"`
 	// Timeout bounds one request to the device; zero = the collector's default.
 	Timeout Duration `yaml:"timeout"`
+	// MinInterval: a Redfish BMC is never read more often than this (its
+	// sensors refresh slowly); zero means 10s.
+	MinInterval Duration `yaml:"min_interval"`
+	// MaxInFlight bounds the concurrent requests to one Redfish BMC; zero means 4.
+	MaxInFlight int `yaml:"max_in_flight"`
 
 	// Host and Port address an IPMI BMC (RMCP+, port 623 by default).
 	Host string `yaml:"host"`
@@ -266,7 +271,7 @@ var targetKeys = map[string][]string{
 	"rapl":    {"sysfs"},
 	"hwmon":   {"sysfs"},
 	"nvml":    {},
-	"redfish": {"endpoint", "username", "password_file", "password_env", "tls", "auth", "timeout"},
+	"redfish": {"endpoint", "username", "password_file", "password_env", "tls", "auth", "timeout", "min_interval", "max_in_flight"},
 	"ipmi":    {"host", "port", "username", "password_file", "password_env", "cipher_suite", "timeout"},
 	"snmp": {"address", "version", "community_file", "community_env", "username", "profile", "timeout", "retries",
 		"auth_protocol", "auth_password_file", "auth_password_env", "priv_protocol", "priv_password_file", "priv_password_env", "context"},
@@ -290,6 +295,8 @@ func (t Target) setKeys() []string {
 	add(t.TLS != (TargetTLS{}), "tls")
 	add(t.Auth != "", "auth")
 	add(t.Timeout != 0, "timeout")
+	add(t.MinInterval != 0, "min_interval")
+	add(t.MaxInFlight != 0, "max_in_flight")
 	add(t.CipherSuite != nil, "cipher_suite")
 	add(t.AuthProtocol != "", "auth_protocol")
 	add(t.AuthPasswordFile != "", "auth_password_file")
@@ -445,6 +452,12 @@ func (c *Agent) validateTargetType(add addFunc, p string, t Target) {
 		}
 		if t.Timeout < 0 {
 			add(p+".timeout", "must not be negative, got %s", t.Timeout)
+		}
+		if t.MinInterval < 0 {
+			add(p+".min_interval", "must not be negative, got %s", t.MinInterval)
+		}
+		if t.MaxInFlight < 0 || t.MaxInFlight > 64 {
+			add(p+".max_in_flight", "want within [1, 64] (0 for the default), got %d", t.MaxInFlight)
 		}
 	case "ipmi":
 		if t.Host == "" {

@@ -172,8 +172,9 @@ targets:
 			`targets[2].auth_protocol: must be set when priv_protocol is`,
 			`targets[3].context: only used with version 3`, `targets[3].retries: want within [0, 10], got 11`}},
 		{"snmp v3 authPriv", "site: a\ntargets: [{name: p, type: snmp, address: 'h:1161', version: 3, username: u, auth_protocol: sha, auth_password_file: /a, priv_protocol: aes, priv_password_env: P, context: apc}]\n", nil},
-		{"redfish and ipmi options", "site: a\ntargets: [{name: p, type: redfish, endpoint: 'https://b', username: u, password_env: P, auth: digest, timeout: -1s}, {name: q, type: ipmi, host: h, username: u, password_env: P, cipher_suite: 18}, {name: r, type: ipmi, host: h, username: u, password_env: P, cipher_suite: 3, timeout: 2s}, {name: m, type: mqtt, broker: 'tcp://b:1883', topic: t, format: json}]\n", []string{
+		{"redfish and ipmi options", "site: a\ntargets: [{name: p, type: redfish, endpoint: 'https://b', username: u, password_env: P, auth: digest, timeout: -1s, min_interval: -1s, max_in_flight: 100}, {name: q, type: ipmi, host: h, username: u, password_env: P, cipher_suite: 18}, {name: r, type: ipmi, host: h, username: u, password_env: P, cipher_suite: 3, timeout: 2s}, {name: m, type: mqtt, broker: 'tcp://b:1883', topic: t, format: json}]\n", []string{
 			`targets[0].auth: want session or basic, got "digest"`, `targets[0].timeout: must not be negative`,
+			`targets[0].min_interval: must not be negative`, `targets[0].max_in_flight: want within [1, 64]`,
 			`targets[1].cipher_suite: want an RMCP+ cipher suite id within [0, 17], got 18`,
 			`targets[3].format: want tasmota or shelly, got "json"`}},
 		{"snmp env community", "site: a\ntargets: [{name: p, type: snmp, address: 10.0.0.20, community_env: PDU_COMMUNITY}]\n", nil},
