@@ -36,3 +36,18 @@ if [ "${AGENTBENCH:-1}" != 0 ]; then
 		echo "bench.sh: no prometheus-node-exporter binary (apt-get install prometheus-node-exporter): skipping test/bench/agentbench" >&2
 	fi
 fi
+
+# Floor collectors (issue targets): 1,000 simulated Redfish BMCs with 0.2-2 s
+# per request and 2 % that never answer, refreshed cold (login) then warm
+# (sessions reused); 500 SNMP PDUs of 24 outlets, first with a minimal Go SNMP
+# agent (the collector's own cost), then served by snmpsimd (the Debian
+# simulator, whose CPU is the limit). FLOORBENCH=0 skips them.
+if [ "${FLOORBENCH:-1}" != 0 ]; then
+	"$GO" run ./test/bench/bmcbench -n 1000 -timeout 10s
+	"$GO" run ./test/bench/pdubench -devices 500 -agent go -concurrency 32
+	if command -v snmpsimd >/dev/null; then
+		"$GO" run ./test/bench/pdubench -devices 500 -agent snmpsim -concurrency 16 -timeout 60s -rounds 1
+	else
+		echo "bench.sh: no snmpsimd (apt-get install snmpsim): skipping the snmpsimd PDU run" >&2
+	fi
+fi
