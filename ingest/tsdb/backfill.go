@@ -36,6 +36,12 @@ var ErrBackfillHistogram = errors.New("backfill takes float samples only")
 // Blocks may overlap data the store already has; the TSDB merges them at
 // query time and compacts them together later, and a sample given twice (same
 // series and timestamp) is read once.
+//
+// Samples at or after the start of the head (the live, not yet persisted
+// data) are appended to the head instead, as any write: a block reaching into
+// the head's range would make the TSDB drop the head's older samples when it
+// replays its write-ahead log after a restart (it ignores samples older than
+// the newest block's end).
 func (s *Store) Backfill() ingest.Store { return &backfillStore{Store: s} }
 
 type backfillStore struct {
@@ -44,7 +50,7 @@ type backfillStore struct {
 }
 
 func (b *backfillStore) Appender(ctx context.Context) storage.Appender {
-	return &backfillAppender{s: b, ctx: ctx, windows: map[int64]*windowWriter{}}
+	return &backfillAppender{s: b, ctx: ctx, windows: map[int64]*windowWriter{}, headStart: b.db.Head().MinTime()}
 }
 
 type windowWriter struct {
@@ -61,11 +67,20 @@ type backfillAppender struct {
 	ctx     context.Context
 	windows map[int64]*windowWriter
 	err     error
+	// head takes the samples within the head's range; created on first use.
+	head      storage.Appender
+	headStart int64
 }
 
 func (a *backfillAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	if a.err != nil {
 		return 0, a.err
+	}
+	if t >= a.headStart {
+		if a.head == nil {
+			a.head = a.s.db.Appender(a.ctx)
+		}
+		return a.head.Append(0, l, t, v)
 	}
 	win := a.s.maxBlock
 	k := t / win
@@ -98,7 +113,15 @@ func (a *backfillAppender) SetOptions(*storage.AppendOptions) {}
 func (a *backfillAppender) Commit() error {
 	defer a.close()
 	if a.err != nil {
+		if a.head != nil {
+			_ = a.head.Rollback()
+		}
 		return a.err
+	}
+	if a.head != nil {
+		if err := a.head.Commit(); err != nil {
+			return fmt.Errorf("backfill: samples within the head's range: %w", err)
+		}
 	}
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
@@ -129,6 +152,9 @@ func (a *backfillAppender) Commit() error {
 
 func (a *backfillAppender) Rollback() error {
 	a.close()
+	if a.head != nil {
+		return a.head.Rollback()
+	}
 	return nil
 }
 

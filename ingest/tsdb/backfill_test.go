@@ -122,3 +122,71 @@ func TestBackfillRollback(t *testing.T) {
 		t.Fatalf("blocks left: %v", m)
 	}
 }
+
+// A backfill reaching into the head's range must not cost the head its
+// samples when the write-ahead log is replayed after a restart.
+func TestBackfillIntoHeadSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Retention: 365 * 24 * time.Hour}
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Minute)
+	live := labels.FromStrings("__name__", "live_total")
+	app := s.Appender(context.Background())
+	for i := range 60 { // the last hour, in the head
+		if _, err := app.Append(0, live, now.Add(time.Duration(i-60)*time.Minute).UnixMilli(), float64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// A meter export from 20 days ago up to a minute ago.
+	meter := labels.FromStrings("__name__", "meter_total")
+	bf := s.Backfill().Appender(context.Background())
+	n := 0
+	for ts := now.Add(-20 * 24 * time.Hour); ts.Before(now); ts = ts.Add(15 * time.Minute) {
+		if _, err := bf.Append(0, meter, ts.UnixMilli(), float64(n)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if err := bf.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	count := func(s *Store, name string) int {
+		q, err := s.Querier(math.MinInt64, math.MaxInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
+		c := 0
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				c++
+			}
+		}
+		return c
+	}
+	if got := count(s, "live_total"); got != 60 {
+		t.Fatalf("before the restart: %d live samples, want 60", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := count(s, "live_total"); got != 60 {
+		t.Errorf("after the restart: %d live samples, want 60 (the WAL replay dropped some)", got)
+	}
+	if got := count(s, "meter_total"); got != n {
+		t.Errorf("after the restart: %d meter samples, want %d", got, n)
+	}
+}
