@@ -389,3 +389,34 @@ func TestNewChecksDeps(t *testing.T) {
 		t.Error("a missing tokens file was accepted")
 	}
 }
+
+// Another package's routes are merged into the served document; a path
+// described twice is refused.
+func TestAddOpenAPI(t *testing.T) {
+	e := newEnv(t)
+	add := []byte(`{"openapi":"3.0.3","tags":[{"name":"accounting"}],"paths":{"/api/v1/extra":{"get":{"responses":{"401":{"$ref":"#/components/responses/Unauthorized"}}}}},
+		"components":{"schemas":{"Extra":{"type":"object"}}}}`)
+	if err := e.srv.AddOpenAPI(add); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths      map[string]json.RawMessage            `json:"paths"`
+		Components map[string]map[string]json.RawMessage `json:"components"`
+		Tags       []struct{ Name string }               `json:"tags"`
+	}
+	if err := json.Unmarshal(e.get("/api/v1/openapi.json", "", 200), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Paths["/api/v1/extra"] == nil || doc.Paths["/api/v1/write"] == nil {
+		t.Errorf("paths after the merge: %d, extra %v", len(doc.Paths), doc.Paths["/api/v1/extra"] != nil)
+	}
+	if doc.Components["schemas"]["Extra"] == nil || doc.Components["schemas"]["Error"] == nil || doc.Components["responses"]["Unauthorized"] == nil {
+		t.Error("components not merged")
+	}
+	if len(doc.Tags) == 0 || doc.Tags[len(doc.Tags)-1].Name != "accounting" {
+		t.Errorf("tags %v", doc.Tags)
+	}
+	if err := e.srv.AddOpenAPI(add); err == nil || !strings.Contains(err.Error(), `"/api/v1/extra" is described twice`) {
+		t.Errorf("a second merge of the same path: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -151,6 +152,10 @@ type Server struct {
 	rejectLog logThrottle
 	// cache keeps range-query answers over settled time; nil when off.
 	cache *resultsCache
+	// openAPIDoc is the served OpenAPI document once other packages added
+	// theirs (AddOpenAPI); nil serves this package's own.
+	openAPIDoc atomic.Pointer[[]byte]
+	openAPIMu  sync.Mutex
 }
 
 type perm uint8

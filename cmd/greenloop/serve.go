@@ -241,6 +241,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	registerUI(srv, log.With("component", "ui"), store, engine, sites, cfg.Auth.TokensFile != "")
+	stopAccounting, err := startAccounting(ctx, srv, log, cfg, store, writer, backfill, sites)
+	if err != nil {
+		return err
+	}
+	defer stopAccounting()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,18 +169,149 @@ type Site struct {
 	ITCapacityKW float64  `yaml:"it_capacity_kw" json:"it_capacity_kw"`
 	// Meters maps a KPI input (facility_energy, it_energy, water, heat_reused, ...) to a PromQL selector.
 	Meters map[string]string `yaml:"meters" json:"meters,omitempty"`
+
+	// ITMeterPoint is where the IT energy meter sits: ups (PUE category 1,
+	// the default), pdu (category 2), it_input (category 3) or custom (none).
+	ITMeterPoint string `yaml:"it_meter_point" json:"-"`
+	// WUECategory is the category of the water meter: 1 (potable water only)
+	// or 2 (all water input, the default).
+	WUECategory int `yaml:"wue_category" json:"-"`
+	// PUE scales IT energy to facility energy for a site without a facility
+	// meter; without it, such a site has no emissions figure.
+	PUE *SitePUE `yaml:"pue" json:"-"`
+	// FallbackFactor prices the hours without an hourly grid intensity in
+	// location-based emissions (each such hour is listed and flagged);
+	// without it those hours are left out and lower the completeness.
+	FallbackFactor *EmissionFactor `yaml:"fallback_factor" json:"-"`
+	// ResidualMix is the residual mix of the site's zone, one per year, for
+	// the market-based consumption no instrument covers.
+	ResidualMix []EmissionFactor `yaml:"residual_mix" json:"-"`
+	// Instruments are the site's contractual instruments (guarantees of
+	// origin, PPAs, green tariffs, supplier mix) for market-based emissions.
+	Instruments []Instrument `yaml:"instruments" json:"-"`
 }
 
-// Carbon lists carbon-intensity providers.
+// SitePUE is an operator-given PUE with the basis it rests on.
+type SitePUE struct {
+	Value float64 `yaml:"value"`
+	// Basis says where it comes from, e.g. "measured annual PUE 2025 (category 1)".
+	Basis string `yaml:"basis"`
+}
+
+// EmissionFactor is an emission factor with its source, e.g. a national
+// annual mean (EEA) or a residual mix (AIB).
+type EmissionFactor struct {
+	// Zone is the grid zone it applies to; empty means the site's zone.
+	Zone    string  `yaml:"zone"`
+	GPerKWh float64 `yaml:"g_per_kwh"`
+	Source  string  `yaml:"source"`
+	Year    int     `yaml:"year"`
+}
+
+// Instrument types of Instrument.Type, in the GHG Protocol's hierarchy order.
+var InstrumentTypes = []string{"GO", "PPA_physical", "PPA_virtual", "green_tariff", "supplier_mix"}
+
+// ITMeterPoints are the values of Site.ITMeterPoint.
+var ITMeterPoints = []string{"ups", "pdu", "it_input", "custom"}
+
+// Instrument is one contractual instrument of a site: a lot of certificates,
+// a PPA's attributes, a green tariff or a supplier-specific mix.
+type Instrument struct {
+	ID   string `yaml:"id"`
+	Type string `yaml:"type"`
+	// Registry is where the certificates are tracked and cancelled.
+	Registry string `yaml:"registry"`
+	// CertIDs are the certificates (or ranges) it conveys.
+	CertIDs []string `yaml:"cert_ids"`
+	// Zone is the market the energy was produced in; empty means the site's zone.
+	Zone       string `yaml:"zone"`
+	Technology string `yaml:"technology"`
+	// From and To bound the production period it covers, [From, To).
+	From time.Time `yaml:"from"`
+	To   time.Time `yaml:"to"`
+	// EnergyMWh is the volume it covers.
+	EnergyMWh float64 `yaml:"energy_mwh"`
+	// FactorGPerKWh is its emission factor: 0 for renewable attributes.
+	FactorGPerKWh float64   `yaml:"factor_g_per_kwh"`
+	CancelledAt   time.Time `yaml:"cancelled_at"`
+}
+
+// Carbon configures grid carbon intensity: its providers and how often
+// the server fetches from them.
 type Carbon struct {
 	Providers []CarbonProvider `yaml:"providers"`
+	// History is how far back the server fetches at start (and after a gap);
+	// default 7d, at most the store's retention.
+	History Duration `yaml:"history"`
+	// Interval is how often the latest values and forecasts are fetched; default 15m.
+	Interval Duration `yaml:"interval"`
+	// ForecastHorizon is how far ahead forecasts are asked for; default 24h.
+	ForecastHorizon Duration `yaml:"forecast_horizon"`
 }
 
-// CarbonProvider is one source of grid carbon intensity.
+// CarbonProviderTypes are the values of CarbonProvider.Type.
+var CarbonProviderTypes = []string{"csv", "electricitymaps", "watttime", "entsoe", "ukgrid", "static"}
+
+// CarbonProvider is one source of grid carbon intensity. Secrets come from a
+// file or an environment variable, never from the configuration itself.
 type CarbonProvider struct {
+	// Type is csv, electricitymaps, watttime, entsoe, ukgrid or static.
 	Type string `yaml:"type"`
+	// Path is the CSV file (csv): an Electricity Maps dataset export or
+	// zone,timestamp,g_per_kwh lines.
 	Path string `yaml:"path"`
-	Zone string `yaml:"zone"`
+	// Direct uses an Electricity Maps export's direct instead of life-cycle column (csv).
+	Direct bool `yaml:"direct"`
+	// Zone or Zones are the grid zones fetched; empty means the zones of the
+	// configured sites (csv: the zones in the file).
+	Zone  string   `yaml:"zone"`
+	Zones []string `yaml:"zones"`
+
+	// HTTP providers.
+	BaseURL     string   `yaml:"base_url"`
+	RateLimit   float64  `yaml:"rate_limit"` // requests per second
+	Burst       int      `yaml:"burst"`
+	Timeout     Duration `yaml:"timeout"`
+	LatestTTL   Duration `yaml:"latest_ttl"`
+	ForecastTTL Duration `yaml:"forecast_ttl"`
+	RecentTTL   Duration `yaml:"recent_ttl"`
+	HistoryTTL  Duration `yaml:"history_ttl"`
+	MaxRange    Duration `yaml:"max_range"`
+
+	// TokenFile or TokenEnv supply the API token (electricitymaps, entsoe).
+	TokenFile string        `yaml:"token_file"`
+	TokenEnv  string        `yaml:"token_env"`
+	Token     LiteralSecret `yaml:"token"`
+	// EmissionFactorType is lifecycle (default) or direct (electricitymaps).
+	EmissionFactorType string `yaml:"emission_factor_type"`
+
+	// WattTime account; the password from PasswordFile or PasswordEnv.
+	Username        string        `yaml:"username"`
+	PasswordFile    string        `yaml:"password_file"`
+	PasswordEnv     string        `yaml:"password_env"`
+	Password        LiteralSecret `yaml:"password"`
+	LoginURL        string        `yaml:"login_url"`
+	Signal          string        `yaml:"signal"` // marginal or average
+	ForecastHorizon Duration      `yaml:"forecast_horizon"`
+
+	// EmissionFactors override ENTSO-E's per production type (psrType → g/kWh).
+	EmissionFactors map[string]float64 `yaml:"emission_factors"`
+	// Factors add annual factors to the static provider's built-in table.
+	Factors []EmissionFactor `yaml:"factors"`
+}
+
+// ProviderZones returns the zones a provider is asked for: Zone and Zones.
+func (p CarbonProvider) ProviderZones() []string {
+	var zs []string
+	if p.Zone != "" {
+		zs = append(zs, p.Zone)
+	}
+	for _, z := range p.Zones {
+		if z != "" && !slices.Contains(zs, z) {
+			zs = append(zs, z)
+		}
+	}
+	return zs
 }
 
 // Default returns the configuration with every default filled in.
@@ -199,8 +331,9 @@ func Default() Server {
 		},
 		Query: Query{Timeout: Duration(2 * time.Minute), MaxSamples: 50_000_000, LookbackDelta: Duration(5 * time.Minute),
 			ResultsCache: ResultsCache{MaxBytes: 256 << 20, Settle: Duration(5 * time.Minute)}},
-		Log:  Log{Level: "info", Format: "text"},
-		Demo: Demo{History: Duration(7 * 24 * time.Hour), Tenant: "default"},
+		Log:    Log{Level: "info", Format: "text"},
+		Demo:   Demo{History: Duration(7 * 24 * time.Hour), Tenant: "default"},
+		Carbon: Carbon{History: Duration(7 * 24 * time.Hour), Interval: Duration(15 * time.Minute), ForecastHorizon: Duration(24 * time.Hour)},
 	}
 }
 
@@ -381,22 +514,194 @@ func (c *Server) Validate() error {
 				add(p+".meters."+k, "empty selector")
 			}
 		}
+		validateSiteAccounting(p, s, add)
 	}
-	for i, pr := range c.Carbon.Providers {
+	validateCarbon(c.Carbon, c.Storage.TSDB.Retention, add)
+	return errors.Join(errs...)
+}
+
+// validateSiteAccounting checks a site's accounting fields.
+func validateSiteAccounting(p string, s Site, add func(path, format string, a ...any)) {
+	if s.ITMeterPoint != "" && !slices.Contains(ITMeterPoints, s.ITMeterPoint) {
+		add(p+".it_meter_point", "want one of %s, got %q", strings.Join(ITMeterPoints, ", "), s.ITMeterPoint)
+	}
+	if s.WUECategory != 0 && s.WUECategory != 1 && s.WUECategory != 2 {
+		add(p+".wue_category", "want 1 (potable water) or 2 (all water input), got %d", s.WUECategory)
+	}
+	if s.PUE != nil {
+		if s.PUE.Value < 1 || s.PUE.Value > 5 {
+			add(p+".pue.value", "want a PUE within [1, 5], got %v", s.PUE.Value)
+		}
+		if strings.TrimSpace(s.PUE.Basis) == "" {
+			add(p+".pue.basis", "must say where the PUE comes from")
+		}
+	}
+	if s.FallbackFactor != nil {
+		validateFactor(p+".fallback_factor", *s.FallbackFactor, add)
+	}
+	seenYear := map[string]int{}
+	for j, f := range s.ResidualMix {
+		fp := fmt.Sprintf("%s.residual_mix[%d]", p, j)
+		validateFactor(fp, f, add)
+		key := fmt.Sprintf("%s/%d", f.Zone, f.Year)
+		if k, dup := seenYear[key]; dup {
+			add(fp, "duplicate of %s.residual_mix[%d] (same zone and year)", p, k)
+		} else {
+			seenYear[key] = j
+		}
+	}
+	ids := map[string]int{}
+	certs := map[string]string{}
+	for j, in := range s.Instruments {
+		ip := fmt.Sprintf("%s.instruments[%d]", p, j)
+		if strings.TrimSpace(in.ID) == "" {
+			add(ip+".id", "must be set")
+		} else if k, dup := ids[in.ID]; dup {
+			add(ip+".id", "duplicate of %s.instruments[%d].id %q", p, k, in.ID)
+		} else {
+			ids[in.ID] = j
+		}
+		if !slices.Contains(InstrumentTypes, in.Type) {
+			add(ip+".type", "want one of %s, got %q", strings.Join(InstrumentTypes, ", "), in.Type)
+		}
+		if in.From.IsZero() {
+			add(ip+".from", "must be set (start of the production period)")
+		}
+		if in.To.IsZero() {
+			add(ip+".to", "must be set (end of the production period)")
+		} else if !in.From.IsZero() && !in.To.After(in.From) {
+			add(ip+".to", "must be after from")
+		}
+		if in.EnergyMWh <= 0 {
+			add(ip+".energy_mwh", "must be positive, got %v", in.EnergyMWh)
+		}
+		if in.FactorGPerKWh < 0 {
+			add(ip+".factor_g_per_kwh", "must not be negative, got %v", in.FactorGPerKWh)
+		}
+		if (in.Type == "GO" || in.Type == "PPA_physical" || in.Type == "PPA_virtual") && len(in.CertIDs) == 0 {
+			add(ip+".cert_ids", "must list the cancelled certificates of a %s", in.Type)
+		}
+		for k, cid := range in.CertIDs {
+			if strings.TrimSpace(cid) == "" {
+				add(fmt.Sprintf("%s.cert_ids[%d]", ip, k), "empty certificate id")
+			} else if other, dup := certs[cid]; dup {
+				add(fmt.Sprintf("%s.cert_ids[%d]", ip, k), "certificate %q is already claimed by %s", cid, other)
+			} else {
+				certs[cid] = ip
+			}
+		}
+	}
+}
+
+func validateFactor(p string, f EmissionFactor, add func(path, format string, a ...any)) {
+	if f.GPerKWh < 0 || f.GPerKWh > 2000 {
+		add(p+".g_per_kwh", "want gCO2e/kWh within [0, 2000], got %v", f.GPerKWh)
+	}
+	if strings.TrimSpace(f.Source) == "" {
+		add(p+".source", "must name the factor's source (e.g. \"AIB European Residual Mixes 2024\")")
+	}
+	if f.Year != 0 && (f.Year < 1990 || f.Year > 2100) {
+		add(p+".year", "want a year, got %d", f.Year)
+	}
+}
+
+// validateCarbon checks the carbon-intensity settings and providers.
+func validateCarbon(c Carbon, retention Duration, add func(path, format string, a ...any)) {
+	if c.History.D() < 0 {
+		add("carbon.history", "must not be negative")
+	} else if retention > 0 && c.History.D() > retention.D() {
+		add("carbon.history", "%s is longer than the retention %s", c.History, retention)
+	}
+	if len(c.Providers) > 0 && c.Interval.D() < time.Minute {
+		add("carbon.interval", "must be at least 1m, got %s", c.Interval)
+	}
+	if c.ForecastHorizon.D() < 0 || c.ForecastHorizon.D() > 72*time.Hour {
+		add("carbon.forecast_horizon", "want 0 to 72h, got %s", c.ForecastHorizon)
+	}
+	for i, pr := range c.Providers {
 		p := fmt.Sprintf("carbon.providers[%d]", i)
+		secret := func(name string, file, env string, literal LiteralSecret, required bool) {
+			if literal {
+				add(p+"."+name, "literal secrets are not allowed in the configuration; use %s_file or %s_env", name, name)
+			}
+			if file != "" && env != "" {
+				add(p+"."+name+"_env", "set only one of %s_file and %s_env", name, name)
+			}
+			if required && file == "" && env == "" && !bool(literal) {
+				add(p+"."+name+"_file", "must be set (or %s_env) for a %s provider", name, pr.Type)
+			}
+		}
 		switch pr.Type {
 		case "csv":
 			if pr.Path == "" {
 				add(p+".path", "must be set for a csv provider")
 			}
+		case "electricitymaps":
+			secret("token", pr.TokenFile, pr.TokenEnv, pr.Token, true)
+			switch pr.EmissionFactorType {
+			case "", "lifecycle", "direct":
+			default:
+				add(p+".emission_factor_type", "want lifecycle or direct, got %q", pr.EmissionFactorType)
+			}
+		case "entsoe":
+			secret("token", pr.TokenFile, pr.TokenEnv, pr.Token, true)
+			for k, v := range pr.EmissionFactors {
+				if v < 0 || v > 2000 {
+					add(p+".emission_factors."+k, "want gCO2e/kWh within [0, 2000], got %v", v)
+				}
+			}
+		case "watttime":
+			if pr.Username == "" {
+				add(p+".username", "must be set for a watttime provider")
+			}
+			secret("password", pr.PasswordFile, pr.PasswordEnv, pr.Password, true)
+			if pr.ForecastHorizon.D() < 0 || pr.ForecastHorizon.D() > 72*time.Hour {
+				add(p+".forecast_horizon", "want 0 to 72h, got %s", pr.ForecastHorizon)
+			}
+		case "ukgrid":
+			for _, z := range pr.ProviderZones() {
+				if z != "GB" {
+					add(p+".zone", "the GB Carbon Intensity API has only zone GB, got %q", z)
+				}
+			}
+		case "static":
+			for j, f := range pr.Factors {
+				fp := fmt.Sprintf("%s.factors[%d]", p, j)
+				validateFactor(fp, f, add)
+				if f.Zone == "" {
+					add(fp+".zone", "must be set")
+				}
+				if f.Year == 0 {
+					add(fp+".year", "must be set")
+				}
+			}
 		default:
-			add(p+".type", "unknown provider %q (want csv)", pr.Type)
+			add(p+".type", "unknown provider %q (want one of %s)", pr.Type, strings.Join(CarbonProviderTypes, ", "))
 		}
-		if pr.Zone == "" {
-			add(p+".zone", "must be set")
+		if pr.Type != "csv" && (pr.Path != "" || pr.Direct) {
+			add(p+".path", "only a csv provider reads a file")
+		}
+		switch pr.Signal {
+		case "", "average", "marginal":
+		default:
+			add(p+".signal", "want average or marginal, got %q", pr.Signal)
+		}
+		if pr.RateLimit < 0 {
+			add(p+".rate_limit", "must not be negative")
+		}
+		if pr.Burst < 0 {
+			add(p+".burst", "must not be negative")
+		}
+		for _, d := range []struct {
+			name string
+			v    Duration
+		}{{"timeout", pr.Timeout}, {"latest_ttl", pr.LatestTTL}, {"forecast_ttl", pr.ForecastTTL},
+			{"recent_ttl", pr.RecentTTL}, {"history_ttl", pr.HistoryTTL}, {"max_range", pr.MaxRange}} {
+			if d.v < 0 {
+				add(p+"."+d.name, "must not be negative, got %s", d.v)
+			}
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // SiteTenant returns the tenant a site belongs to ("default" when unset).

@@ -1,0 +1,154 @@
+package accountingapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/greenloop/greenloop/accounting/report"
+	"github.com/greenloop/greenloop/web"
+)
+
+// Reports serves the EU data-centre report: operator entries kept in
+// Service.Inputs, measured values from the Accountant.
+type Reports struct {
+	Service *report.Service
+}
+
+// yearParam reads a calendar year (the year the report covers).
+func yearParam(name, v string) (int, error) {
+	y, err := strconv.Atoi(v)
+	if err != nil || y < 2000 || y > 2100 {
+		return 0, badParam(name, "want a calendar year such as 2025, got %q", v)
+	}
+	return y, nil
+}
+
+// putReportInputs serves PUT /api/v1/sites/{id}/report-inputs/{year}: a JSON
+// object of field id → value (bare, null to clear, or {"value","quality",
+// "omission_reason"}), stored all or nothing.
+func (h *handler) putReportInputs(c echo.Context) error {
+	if err := requireRole(c, "enter report fields", web.RoleAdmin, web.RoleOfficer); err != nil {
+		return err
+	}
+	tenant, role := caller(c)
+	site, err := h.d.Accountant.Site(tenant, c.Param("id"))
+	if err != nil {
+		return toHTTP(err)
+	}
+	year, err := yearParam("year", c.Param("year"))
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, h.d.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &web.Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("body larger than %d bytes", h.d.MaxBodyBytes)}
+		}
+		return &web.Error{Code: http.StatusBadRequest, Msg: "reading the body failed", Err: err}
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return &web.Error{Code: http.StatusBadRequest, Msg: "want a JSON object of field id to value; nothing stored",
+			Detail: map[string]string{"parse_error": fmt.Sprint(err)}}
+	}
+	if len(fields) == 0 {
+		return &web.Error{Code: http.StatusBadRequest, Msg: "no fields given; nothing stored"}
+	}
+	// The web server names the caller's role and tenant, not the token's name.
+	who := "role " + role
+	if tenant != "" {
+		who += " of tenant " + tenant
+	}
+	ctx := c.Request().Context()
+	// Entries are kept under the site's tenant ("default" in single-tenant mode).
+	if err := h.d.Reports.Service.Inputs.Put(ctx, site.SiteTenant(), site.ID, year, fields, who); err != nil {
+		return inputError(err)
+	}
+	in, err := h.d.Reports.Service.Inputs.Get(ctx, site.SiteTenant(), site.ID, year)
+	if err != nil {
+		return err
+	}
+	h.log.Info("report inputs entered", "tenant", tenant, "site", site.ID, "year", year, "fields", len(fields))
+	return c.JSON(http.StatusOK, in)
+}
+
+// getReportInputs serves GET /api/v1/sites/{id}/report-inputs/{year}: every entry with its history.
+func (h *handler) getReportInputs(c echo.Context) error {
+	tenant, _ := caller(c)
+	site, err := h.d.Accountant.Site(tenant, c.Param("id"))
+	if err != nil {
+		return toHTTP(err)
+	}
+	year, err := yearParam("year", c.Param("year"))
+	if err != nil {
+		return err
+	}
+	in, err := h.d.Reports.Service.Inputs.Get(c.Request().Context(), site.SiteTenant(), site.ID, year)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, in)
+}
+
+// inputError maps the input store's refusals to a 400 naming each field.
+func inputError(err error) error {
+	var fields []map[string]string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var fe *report.FieldError
+		if errors.As(e, &fe) {
+			fields = append(fields, map[string]string{"field": fe.Field, "error": fe.Err.Error()})
+		}
+	}
+	walk(err)
+	if len(fields) == 0 && !errors.Is(err, report.ErrUnknownField) && !errors.Is(err, report.ErrNotEnterable) {
+		return err
+	}
+	return &web.Error{Code: http.StatusBadRequest, Msg: "invalid report fields; nothing stored: " + err.Error(), Detail: map[string]any{"fields": fields}}
+}
+
+// reportEU serves GET /api/v1/reports/eu?site=&year=&format=: a preview of
+// the site's report for the calendar year, built from its meters now.
+func (h *handler) reportEU(c echo.Context) error {
+	siteID, err := siteParam(c)
+	if err != nil {
+		return err
+	}
+	year, err := yearParam("year", c.QueryParam("year"))
+	if err != nil {
+		return err
+	}
+	f := report.FormatJSON
+	if v := c.QueryParam("format"); v != "" {
+		if f, err = report.ParseFormat(v); err != nil {
+			return badParam("format", "want json, csv, xlsx or pdf, got %q", v)
+		}
+	}
+	tenant, _ := caller(c)
+	site, err := h.d.Accountant.Site(tenant, siteID)
+	if err != nil {
+		return toHTTP(err)
+	}
+	var buf bytes.Buffer
+	if _, err := h.d.Accountant.EUReport(c.Request().Context(), h.d.Reports.Service, tenant, site.ID, year, f, &buf); err != nil {
+		return toHTTP(err)
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-%d-eu-report.%s"`, site.ID, year, strings.ToLower(string(f))))
+	return c.Blob(http.StatusOK, f.ContentType(), buf.Bytes())
+}
