@@ -63,6 +63,9 @@ const (
 	ContextKeyTenant = "tenant"
 	// ContextKeyRole holds the caller's role as a string (see Role).
 	ContextKeyRole = "role"
+	// ContextKeyName holds the name of the caller's token (the tokens file's
+	// last column; "" when auth is off), for audit trails.
+	ContextKeyName = "token_name"
 )
 
 // Identity is who a request comes from.

@@ -407,6 +407,7 @@ func (s *Server) handle(methods []string, path string, ri routeInfo, h identityH
 			if ri.perm != permWrite { // keep the ingest path free of per-request maps
 				c.Set(ContextKeyTenant, id.Tenant)
 				c.Set(ContextKeyRole, string(id.Role))
+				c.Set(ContextKeyName, id.Name)
 			}
 		}
 		return h(c, id)
@@ -431,6 +432,7 @@ func (s *Server) guardForeign(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ContextKeyTenant, id.Tenant)
 		c.Set(ContextKeyRole, string(id.Role))
+		c.Set(ContextKeyName, id.Name)
 		return next(c)
 	}
 }

@@ -1,6 +1,8 @@
 // Command greenloop is greenloop's one binary: `greenloop serve` runs the
-// server (ingest, embedded store, Prometheus query API, fleet page).
-// Later subcommands (agent, collect, report, optimize) arrive with their features.
+// server (ingest, the store, the Prometheus query API, accounting and reports,
+// the fleet page); `agent` and `collect` read the hardware; `report` computes
+// emissions, KPIs and the EU report from the store; `migrate` moves the
+// embedded store's history into ClickHouse.
 package main
 
 import (
@@ -22,6 +24,8 @@ Usage:
                               run the site agent: poll, serve /metrics, push to the server
   greenloop collect --once --config FILE [--format json|prom]
                               poll every agent target once and print the readings
+  greenloop report emissions|kpis|eu --config FILE --site ID ...
+                              emissions, KPIs or the EU report from the store (no server needed)
   greenloop migrate --from tsdb:DIR --to clickhouse --config FILE
                               copy the embedded store's history into ClickHouse (resumable)
   greenloop version           print the version

@@ -332,6 +332,10 @@ func TestReportEndpoints(t *testing.T) {
 	if !strings.Contains(string(body), `"floor_area_total_m2"`) {
 		t.Errorf("inputs %s", body)
 	}
+	// The audit trail names the token that entered the value.
+	if !strings.Contains(string(body), `"by":"acme-officer (role officer) of tenant acme"`) {
+		t.Errorf("who entered the inputs: %s", body)
+	}
 	var rep struct {
 		DataCentreID string `json:"data_centre_id"`
 		Fields       map[string]struct {

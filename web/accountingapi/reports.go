@@ -64,8 +64,11 @@ func (h *handler) putReportInputs(c echo.Context) error {
 	if len(fields) == 0 {
 		return &web.Error{Code: http.StatusBadRequest, Msg: "no fields given; nothing stored"}
 	}
-	// The web server names the caller's role and tenant, not the token's name.
+	// Who: the token's name, with its role and tenant; "role ..." alone when auth is off.
 	who := "role " + role
+	if name, _ := c.Get(web.ContextKeyName).(string); name != "" {
+		who = name + " (" + who + ")"
+	}
 	if tenant != "" {
 		who += " of tenant " + tenant
 	}
