@@ -1,0 +1,195 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+func TestFeaturesFor(t *testing.T) {
+	f := func(major, minor uint64, want features) {
+		t.Helper()
+		if got := featuresFor(major, minor); got != want {
+			t.Errorf("%d.%d: got %+v want %+v", major, minor, got, want)
+		}
+	}
+	f(18, 16, features{})
+	f(19, 17, features{})
+	f(20, 1, features{Codecs: true, TTL: true})
+	f(24, 8, features{Codecs: true, TTL: true})
+}
+
+func TestMigrationDDL(t *testing.T) {
+	all := func(tb tables, f features) string {
+		var out []string
+		for _, m := range migrations {
+			out = append(out, m.stmts(tb, f)...)
+		}
+		return strings.Join(out, "\n")
+	}
+	single := tables{db: "`g`"}
+	old := all(single, features{})
+	for _, bad := range []string{"CODEC", "TTL", "LowCardinality", "Distributed", "_local"} {
+		if strings.Contains(old, bad) {
+			t.Errorf("18.16 DDL contains %s:\n%s", bad, old)
+		}
+	}
+	for _, want := range []string{
+		"CREATE TABLE IF NOT EXISTS `g`.`samples` (series_id UInt64, ts Int64, value Float64) ENGINE = ReplacingMergeTree PARTITION BY toYYYYMMDD(toDateTime(intDiv(ts, 1000))) ORDER BY (series_id, ts)",
+		"metric String,",
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS `g`.`samples_1m_mv` TO `g`.`samples_1m` AS SELECT series_id, intDiv(ts + 59999, 60000) * 60000 AS bucket",
+		"intDiv(ts + 3599999, 3600000) * 3600000 AS bucket",
+		"PARTITION BY toYYYYMM(toDateTime(intDiv(bucket, 1000)))",
+	} {
+		if !strings.Contains(old, want) {
+			t.Errorf("18.16 DDL lacks %q:\n%s", want, old)
+		}
+	}
+	modern := all(single, features{Codecs: true, TTL: true})
+	for _, want := range []string{"ts Int64 CODEC(DoubleDelta, LZ4)", "value Float64 CODEC(Gorilla, LZ4)", "metric LowCardinality(String)"} {
+		if !strings.Contains(modern, want) {
+			t.Errorf("modern DDL lacks %q:\n%s", want, modern)
+		}
+	}
+	cl := all(tables{db: "`g`", cluster: "c2"}, features{})
+	for _, want := range []string{
+		"CREATE TABLE IF NOT EXISTS `g`.`samples_local` (",
+		"CREATE TABLE IF NOT EXISTS `g`.`samples` AS `g`.`samples_local` ENGINE = Distributed(`c2`, `g`, `samples_local`, intHash64(series_id))",
+		"CREATE TABLE IF NOT EXISTS `g`.`series` AS `g`.`series_local` ENGINE = Distributed(`c2`, `g`, `series_local`, intHash64(series_id))",
+		"TO `g`.`samples_1h_local` AS SELECT", "FROM `g`.`samples_local` WHERE",
+	} {
+		if !strings.Contains(cl, want) {
+			t.Errorf("cluster DDL lacks %q:\n%s", want, cl)
+		}
+	}
+}
+
+func TestRetentionTTL(t *testing.T) {
+	got := retentionTTL(tables{db: "`g`"}, retention{raw: 15 * 24 * time.Hour, minute: 30 * 24 * time.Hour, hour: 400 * 24 * time.Hour})
+	want := []string{
+		"ALTER TABLE `g`.`samples` MODIFY TTL toDateTime(intDiv(ts, 1000)) + INTERVAL 1296000 SECOND",
+		"ALTER TABLE `g`.`samples_1m` MODIFY TTL toDateTime(intDiv(bucket, 1000)) + INTERVAL 2592000 SECOND",
+		"ALTER TABLE `g`.`samples_1h` MODIFY TTL toDateTime(intDiv(bucket, 1000)) + INTERVAL 34560000 SECOND",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestPartitionsToDrop(t *testing.T) {
+	now := time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC)
+	f := func(parts []string, keep time.Duration, want []string) {
+		t.Helper()
+		if got := partitionsToDrop(parts, keep, now); !slices.Equal(got, want) {
+			t.Errorf("keep %v of %v: got %v want %v", keep, parts, got, want)
+		}
+	}
+	// Cutoff 2026-11-20 18:00: the 19th ends before it, the 20th after.
+	f([]string{"20261118", "20261119", "20261120", "20261122"}, 48*time.Hour, []string{"20261118", "20261119"})
+	// Cutoff exactly at midnight: the day ending then goes.
+	f([]string{"20261121", "20261122"}, 18*time.Hour, []string{"20261121"})
+	// Months: cutoff 2026-10-23 18:00; October ends after it.
+	f([]string{"202609", "202610", "202611"}, 30*24*time.Hour, []string{"202609"})
+	// Anything that is not a partition name of ours is left alone.
+	f([]string{"tuple()", "2026-11-01", "x"}, time.Hour, nil)
+}
+
+func TestMatchersSQL(t *testing.T) {
+	f := func(ms []*labels.Matcher, wantSQL string, wantArgs ...any) {
+		t.Helper()
+		sql, args := matchersSQL(ms)
+		if sql != wantSQL || !slices.Equal(args, wantArgs) {
+			t.Errorf("got %q %v\nwant %q %v", sql, args, wantSQL, wantArgs)
+		}
+	}
+	m := labels.MustNewMatcher
+	f(nil, "1")
+	f([]*labels.Matcher{m(labels.MatchEqual, "__name__", "x"), m(labels.MatchNotEqual, "site", "a'b")},
+		"metric = ? AND label_values[indexOf(label_names, ?)] != ?", "x", "site", "a'b")
+	f([]*labels.Matcher{m(labels.MatchRegexp, "site", "fra|par"), m(labels.MatchNotRegexp, "__name__", "go_.*")},
+		"match(label_values[indexOf(label_names, ?)], ?) AND NOT match(metric, ?)", "site", "(?s)^(?:fra|par)$", "(?s)^(?:go_.*)$")
+}
+
+func TestSeriesIDStable(t *testing.T) {
+	a := SeriesID(labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1"))
+	// The on-disk key must never change between releases.
+	if a != 0xecc147efb3051bfe {
+		t.Errorf("SeriesID = %#x, the ids on disk would change", a)
+	}
+	if SeriesID(labels.FromStrings("site", "fra1", "__name__", "greenloop_power_watts")) != a {
+		t.Error("label order changes the id")
+	}
+	// The separator keeps "ab"+"c" apart from "a"+"bc".
+	if SeriesID(labels.FromStrings("ab", "c")) == SeriesID(labels.FromStrings("a", "bc")) {
+		t.Error("names and values run together")
+	}
+}
+
+func TestPlanRollup(t *testing.T) {
+	s := &Store{opts: Options{LookbackDelta: 5 * time.Minute}}
+	const m, h = int64(60_000), int64(3_600_000)
+	end := 1000 * h
+	f := func(hints *storage.SelectHints, wantTable, wantCol string) {
+		t.Helper()
+		r, ok := s.planRollup(hints)
+		if !ok {
+			r = rollupRead{}
+		}
+		if r.table != wantTable || r.col != wantCol {
+			t.Errorf("%+v: got %q %q want %q %q", *hints, r.table, r.col, wantTable, wantCol)
+		}
+	}
+	lb := 5 * m
+	// Instant selection at minute-aligned steps: last per minute.
+	f(&storage.SelectHints{Start: end - 60*m - lb + 1, End: end, Step: m}, tbl1m, "last")
+	f(&storage.SelectHints{Start: end - 60*m - lb + 1, End: end, Step: 5 * m, Func: "sum"}, tbl1m, "last")
+	// Hour-aligned steps: the hourly rollup.
+	f(&storage.SelectHints{Start: end - 24*h - lb + 1, End: end, Step: h}, tbl1h, "last")
+	// Unaligned start or step, or an instant query: raw.
+	f(&storage.SelectHints{Start: end - 60*m - lb + 1 + 15_000, End: end, Step: m}, "", "")
+	f(&storage.SelectHints{Start: end - 60*m - lb + 1, End: end, Step: 90_000}, "", "")
+	f(&storage.SelectHints{Start: end - lb + 1, End: end}, "", "")
+	// Range functions: only max/min/last_over_time over whole buckets.
+	f(&storage.SelectHints{Start: end - 60*m - 10*m + 1, End: end, Step: m, Range: 10 * m, Func: "max_over_time"}, tbl1m, "max")
+	f(&storage.SelectHints{Start: end - 60*m - 10*m + 1, End: end, Step: m, Range: 10 * m, Func: "min_over_time"}, tbl1m, "min")
+	f(&storage.SelectHints{Start: end - 2*h + 1, End: end, Step: h, Range: 2 * h, Func: "last_over_time"}, tbl1h, "last")
+	f(&storage.SelectHints{Start: end - 2*h + 1, End: end, Step: h, Range: 90 * m, Func: "max_over_time"}, tbl1m, "max")
+	f(&storage.SelectHints{Start: end - 60*m - 90_000 + 1, End: end, Step: m, Range: 90_000, Func: "max_over_time"}, "", "")
+	for _, fn := range []string{"rate", "increase", "avg_over_time", "count_over_time", "sum_over_time", ""} {
+		f(&storage.SelectHints{Start: end - 60*m - 10*m + 1, End: end, Step: m, Range: 10 * m, Func: fn}, "", "")
+	}
+	s.opts.DisableRollupReads = true
+	f(&storage.SelectHints{Start: end - 60*m - lb + 1, End: end, Step: m}, "", "")
+}
+
+func TestClassify(t *testing.T) {
+	f := func(err error, want bool) {
+		t.Helper()
+		if got := errors.Is(classify(err), ErrUnavailable); got != want {
+			t.Errorf("%v: unavailable %v, want %v", err, got, want)
+		}
+	}
+	f(nil, false)
+	f(fmt.Errorf("insert: %w", syscall.ECONNREFUSED), true)
+	f(fmt.Errorf("read: %w", io.EOF), true)
+	f(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true)
+	f(context.DeadlineExceeded, true)
+	f(fmt.Errorf("insert: %w", &ch.Exception{Code: 252, Message: "Too many parts"}), true)
+	f(fmt.Errorf("insert: %w", &ch.Exception{Code: 62, Message: "Syntax error"}), false)
+	f(errors.New("converting String to UInt64 is unsupported"), false)
+	if err := classify(syscall.ECONNRESET); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the cause is lost: %v", err)
+	}
+}
