@@ -1,0 +1,359 @@
+package rollup
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/greenloop/greenloop/accounting/energy"
+	"github.com/greenloop/greenloop/accounting/energy/promsource"
+	"github.com/greenloop/greenloop/ingest"
+	"github.com/greenloop/greenloop/internal/sample"
+)
+
+// oneSeries is an energy.Source holding one series already being read, so
+// that energy.Compute gives the figures of each series of a scan apart.
+type oneSeries struct {
+	ls map[string]string
+	it energy.SampleIterator
+}
+
+func (s oneSeries) Scan(_ context.Context, _ string, _, _ time.Time, visit func(map[string]string, energy.SampleIterator) error) error {
+	return visit(s.ls, s.it)
+}
+
+// samples holds one series' samples of a batch; it is the SampleIterator
+// energy.Compute reads them through.
+type samples struct {
+	t    []int64
+	v    []float64
+	done bool
+	i    int
+}
+
+func (s *samples) reset() { s.t, s.v, s.done, s.i = s.t[:0], s.v[:0], false, -1 }
+
+func (s *samples) fill(it energy.SampleIterator) error {
+	if bi, ok := it.(energy.BatchIterator); ok {
+		for {
+			ts, vs := bi.NextBatch()
+			if len(ts) == 0 {
+				break
+			}
+			s.t = append(s.t, ts...)
+			s.v = append(s.v, vs...)
+		}
+	} else {
+		for it.Next() {
+			t, v := it.At()
+			s.t = append(s.t, t)
+			s.v = append(s.v, v)
+		}
+	}
+	return it.Err()
+}
+
+func (s *samples) Next() bool           { s.i++; return s.i < len(s.t) }
+func (s *samples) At() (int64, float64) { return s.t[s.i], s.v[s.i] }
+func (s *samples) Err() error           { return nil }
+func (s *samples) NextBatch() ([]int64, []float64) {
+	if s.done {
+		return nil, nil
+	}
+	s.done = true
+	return s.t, s.v
+}
+
+// bridge adds to buf the samples just outside the batch's read that a
+// counter gap across the batch's start or end needs: the last one before
+// [a − Bridge, a − Lookback) when the first sample read is after a, the first
+// one in (b + Lookback, b + Bridge] when the last is before b. A gap still
+// open at b marks the hours from the last sample on in open.
+func (j *Job) bridge(ctx context.Context, ls map[string]string, a, b int64, buf *samples, open map[int64]bool) error {
+	l, br := j.o.Lookback.Milliseconds(), j.o.Bridge.Milliseconds()
+	if br <= l {
+		return nil
+	}
+	if len(buf.t) == 0 || buf.t[0] > a {
+		t, v, ok, err := j.sampleNear(ctx, ls, a-br, a-l-1, true)
+		if err != nil {
+			return err
+		}
+		if ok {
+			buf.t = append([]int64{t}, buf.t...)
+			buf.v = append([]float64{v}, buf.v...)
+		}
+	}
+	if len(buf.t) == 0 || buf.t[len(buf.t)-1] < b {
+		t, v, ok, err := j.sampleNear(ctx, ls, b+l+1, b+br, false)
+		if err != nil {
+			return err
+		}
+		if ok {
+			buf.t = append(buf.t, t)
+			buf.v = append(buf.v, v)
+		} else {
+			from := a
+			if len(buf.t) > 0 {
+				from = max(a, floorHour(buf.t[len(buf.t)-1]))
+			}
+			for h := from; h < b; h += hourMs {
+				open[h] = true
+			}
+		}
+	}
+	return nil
+}
+
+// sampleNear returns the last (or first) sample of series ls in [mint, maxt].
+func (j *Job) sampleNear(ctx context.Context, ls map[string]string, mint, maxt int64, last bool) (int64, float64, bool, error) {
+	if mint > maxt {
+		return 0, 0, false, nil
+	}
+	want := labels.FromMap(ls)
+	ms := make([]*labels.Matcher, 0, len(ls))
+	want.Range(func(l labels.Label) { ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value)) })
+	q, err := j.o.Source.Querier(mint, maxt)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, ms...)
+	var t int64
+	var v float64
+	found := false
+	for set.Next() {
+		s := set.At()
+		if !labels.Equal(s.Labels(), want) {
+			continue
+		}
+		it := s.Iterator(nil)
+		for it.Next() == chunkenc.ValFloat {
+			st, sv := it.At()
+			if st < mint || st > maxt || sv-sv != 0 {
+				continue
+			}
+			t, v, found = st, sv, true
+			if !last {
+				break
+			}
+		}
+		if err := it.Err(); err != nil {
+			return 0, 0, false, fmt.Errorf("read %s: %w", want, err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return 0, 0, false, fmt.Errorf("select %s: %w", want, err)
+	}
+	return t, v, found, nil
+}
+
+// stored is what is stored of one roll-up series in a batch: per hour, the
+// timestamp and value of the current version (ts 0: none), and the sparse
+// completeness and estimated points by timestamp.
+type stored struct {
+	ts       []int64
+	e        []float64
+	complete map[int64]float64
+	estim    map[int64]float64
+}
+
+// version returns the current stored figures of hour i.
+func (s *stored) version(i int) (ts int64, e, c, est float64, ok bool) {
+	if s == nil || s.ts[i] == 0 {
+		return 0, 0, 0, 0, false
+	}
+	ts = s.ts[i]
+	c, est = 1, 0
+	if v, found := s.complete[ts]; found {
+		c = v
+	}
+	if v, found := s.estim[ts]; found {
+		est = v
+	}
+	return ts, s.e[i], c, est, true
+}
+
+// readStored reads the roll-ups of metric m stored for the hours [a, b), by series key.
+func (j *Job) readStored(ctx context.Context, a, b int64, m string) (map[string]*stored, error) {
+	n := int((b - a) / hourMs)
+	q, err := j.o.Source.Querier(a, b-1)
+	if err != nil {
+		return nil, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	set := q.Select(ctx, false, &storage.SelectHints{Start: a, End: b - 1},
+		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, EnergyMetric+"|"+CompletenessMetric+"|"+EstimatedMetric),
+		labels.MustNewMatcher(labels.MatchEqual, SourceMetricLabel, m))
+	out := map[string]*stored{}
+	var it chunkenc.Iterator
+	for set.Next() {
+		s := set.At()
+		ls := s.Labels()
+		name := ls.Get(labels.MetricName)
+		key := labels.NewBuilder(ls).Del(labels.MetricName).Labels().String()
+		st := out[key]
+		if st == nil {
+			st = &stored{ts: make([]int64, n), e: make([]float64, n), complete: map[int64]float64{}, estim: map[int64]float64{}}
+			out[key] = st
+		}
+		it = s.Iterator(it)
+		for it.Next() == chunkenc.ValFloat {
+			t, v := it.At()
+			if t < a || t >= b {
+				continue
+			}
+			switch name {
+			case EnergyMetric:
+				i := (t - a) / hourMs
+				if t >= st.ts[i] {
+					st.ts[i], st.e[i] = t, v
+				}
+			case CompletenessMetric:
+				st.complete[t] = v
+			case EstimatedMetric:
+				st.estim[t] = v
+			}
+		}
+		if err := it.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", ls, err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return nil, fmt.Errorf("select roll-ups of %s: %w", m, err)
+	}
+	return out, nil
+}
+
+// rollupLabels returns the labels of the roll-up series of raw series ls of
+// metric m, without the metric name and the tenant, and the tenant.
+func rollupLabels(ls map[string]string, m string) (base []sample.Label, key, tenant string) {
+	b := labels.NewScratchBuilder(len(ls) + 1)
+	for k, v := range ls {
+		if k != labels.MetricName {
+			b.Add(k, v)
+		}
+	}
+	b.Add(SourceMetricLabel, m)
+	b.Sort()
+	full := b.Labels()
+	key = full.String()
+	full.Range(func(l labels.Label) {
+		if l.Name == ingest.TenantLabel {
+			tenant = l.Value
+			return
+		}
+		base = append(base, sample.Label{Name: l.Name, Value: l.Value})
+	})
+	return base, key, tenant
+}
+
+func withName(base []sample.Label, name string) []sample.Label {
+	out := make([]sample.Label, 0, len(base)+1)
+	out = append(out, sample.Label{Name: labels.MetricName, Value: name})
+	return append(out, base...)
+}
+
+// computeBatch computes the hours [a, b) of every series of every metric and
+// writes the figures that differ from the stored ones through w.
+func (j *Job) computeBatch(ctx context.Context, a, b int64, w Writer) error {
+	from, to := time.UnixMilli(a).UTC(), time.UnixMilli(b).UTC()
+	n := int((b - a) / hourMs)
+	src := promsource.New(j.o.Source)
+	byTenant := map[string][]sample.Series{}
+	var written, unchanged, seriesHours int64
+	var buf samples
+	open := map[int64]bool{}
+	for _, m := range j.o.Metrics {
+		old, err := j.readStored(ctx, a, b, m)
+		if err != nil {
+			return err
+		}
+		sel := j.selectors[m]
+		err = src.Scan(ctx, sel, from.Add(-j.o.Lookback), to.Add(j.o.Lookback), func(ls map[string]string, it energy.SampleIterator) error {
+			buf.reset()
+			if err := buf.fill(it); err != nil {
+				return fmt.Errorf("series %v: %w", ls, err)
+			}
+			if err := j.bridge(ctx, ls, a, b, &buf, open); err != nil {
+				return err
+			}
+			r, err := energy.Compute(ctx, oneSeries{ls, &buf}, energy.Query{
+				Selectors: []string{sel}, From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Hour},
+				Interval: j.o.Interval, GapFactor: j.o.GapFactor, WrapAt: j.o.WrapAt, Lookback: j.o.Lookback, MaxGaps: 1,
+			})
+			if err != nil {
+				return err
+			}
+			if len(r.Buckets) != n {
+				return fmt.Errorf("energy of %v: %d hourly buckets, want %d", ls, len(r.Buckets), n)
+			}
+			seriesHours += int64(n)
+			base, key, tenant := rollupLabels(ls, m)
+			st := old[key]
+			var pe, pc, pest []sample.Point
+			for i, bk := range r.Buckets {
+				h := a + int64(i)*hourMs
+				e, c, est := float64(bk.Energy), bk.Completeness, float64(bk.Estimated)
+				ts := h
+				if ots, oe, oc, oest, ok := st.version(i); ok {
+					if oe == e && oc == c && oest == est {
+						unchanged++
+						continue
+					}
+					ts = ots + 1
+					if ts >= h+hourMs {
+						return fmt.Errorf("hour %s of %s: no version left in the hour", time.UnixMilli(h).UTC().Format(time.RFC3339), key)
+					}
+				}
+				pe = append(pe, sample.Point{T: ts, V: e})
+				if c != 1 {
+					pc = append(pc, sample.Point{T: ts, V: c})
+				}
+				if est != 0 {
+					pest = append(pest, sample.Point{T: ts, V: est})
+				}
+			}
+			for _, x := range []struct {
+				name string
+				p    []sample.Point
+			}{{EnergyMetric, pe}, {CompletenessMetric, pc}, {EstimatedMetric, pest}} {
+				if len(x.p) > 0 {
+					byTenant[tenant] = append(byTenant[tenant], sample.Series{Labels: withName(base, x.name), Points: x.p})
+					written += int64(len(x.p))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("metric %s: %w", m, err)
+		}
+	}
+	if len(byTenant) > 0 && w == nil {
+		return fmt.Errorf("no writer for hours before the out-of-order window")
+	}
+	for tenant, series := range byTenant {
+		res, err := w.WriteSeries(ctx, ingest.WriteOptions{Tenant: tenant}, series)
+		if err != nil {
+			return fmt.Errorf("write roll-ups of tenant %q: %w", tenant, err)
+		}
+		if res.RejectedCount > 0 {
+			r := res.Rejected[0]
+			return fmt.Errorf("write roll-ups of tenant %q: %d point(s) refused, first %s at %d: %s (%s)", tenant, res.RejectedCount, r.Series, r.TimestampMs, r.Reason, r.Detail)
+		}
+	}
+	// Hours left with a gap open at the batch's end are computed again
+	// while the gap may still close within Bridge.
+	deadline := b + j.o.Bridge.Milliseconds()
+	for h := range open {
+		j.open[h] = deadline
+	}
+	j.stats.PointsWritten += written
+	j.stats.Unchanged += unchanged
+	j.stats.SeriesHours += seriesHours
+	return nil
+}
