@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,6 +112,70 @@ func ParseEntry(cat *Catalogue, id string, raw json.RawMessage) (Entry, error) {
 
 var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// CheckKey checks the tenant, site and year of an InputStore call: every
+// store refuses the same keys.
+func CheckKey(tenant, site string, year int) error { return checkKey(tenant, site, year) }
+
+// ValidTenant reports whether tenant can key a store.
+func ValidTenant(tenant string) bool { return idRe.MatchString(tenant) }
+
+// ValidSnapshotRef reports whether tenant and id can name a stored snapshot.
+func ValidSnapshotRef(tenant, id string) bool {
+	return idRe.MatchString(tenant) && snapshotIDRe.MatchString(id)
+}
+
+// CheckSnapshot checks a snapshot before a SnapshotStore saves it: a
+// well-formed tenant and id, and JSON matching its SHA-256.
+func CheckSnapshot(snap Snapshot) error {
+	if !ValidSnapshotRef(snap.Tenant, snap.ID) {
+		return fmt.Errorf("save snapshot %q of tenant %q: invalid id", snap.ID, snap.Tenant)
+	}
+	sum := sha256.Sum256(snap.JSON)
+	if hex.EncodeToString(sum[:]) != snap.SHA256 {
+		return fmt.Errorf("save snapshot %s: JSON does not match its hash", snap.ID)
+	}
+	return nil
+}
+
+// PrepareEntries checks an InputStore.Put before anything is stored, as
+// every store must: the key, who, and each field against cat (unknown,
+// derived or wrongly typed fields give *FieldErrors naming them, joined).
+// It returns the field ids sorted and their entries, By and At unset. A nil
+// cat is the default catalogue.
+func PrepareEntries(cat *Catalogue, tenant, site string, year int, fields map[string]json.RawMessage, who string) ([]string, map[string]Entry, error) {
+	if cat == nil {
+		cat = DefaultCatalogue()
+	}
+	if err := checkKey(tenant, site, year); err != nil {
+		return nil, nil, fmt.Errorf("put report inputs: %w", err)
+	}
+	if who == "" {
+		return nil, nil, errors.New("put report inputs: who must be set")
+	}
+	if len(fields) == 0 {
+		return nil, nil, errors.New("put report inputs: no fields")
+	}
+	ids := make([]string, 0, len(fields))
+	for id := range fields {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	entries := make(map[string]Entry, len(fields))
+	var errs []error
+	for _, id := range ids {
+		e, err := ParseEntry(cat, id, fields[id])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		entries[id] = e
+	}
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("put report inputs %s/%s/%d: %w", tenant, site, year, errors.Join(errs...))
+	}
+	return ids, entries, nil
+}
+
 func checkKey(tenant, site string, year int) error {
 	if !idRe.MatchString(tenant) {
 		return fmt.Errorf("tenant %q: want lower-case letters, digits, '-' or '_'", tenant)
@@ -161,32 +227,9 @@ func (s *FileInputStore) path(tenant, site string, year int) string {
 
 // Put implements InputStore.
 func (s *FileInputStore) Put(ctx context.Context, tenant, site string, year int, fields map[string]json.RawMessage, who string) error {
-	if err := checkKey(tenant, site, year); err != nil {
-		return fmt.Errorf("put report inputs: %w", err)
-	}
-	if who == "" {
-		return errors.New("put report inputs: who must be set")
-	}
-	if len(fields) == 0 {
-		return errors.New("put report inputs: no fields")
-	}
-	ids := make([]string, 0, len(fields))
-	for id := range fields {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	entries := make(map[string]Entry, len(fields))
-	var errs []error
-	for _, id := range ids {
-		e, err := ParseEntry(s.cat, id, fields[id])
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		entries[id] = e
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("put report inputs %s/%s/%d: %w", tenant, site, year, errors.Join(errs...))
+	ids, entries, err := PrepareEntries(s.cat, tenant, site, year, fields, who)
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
