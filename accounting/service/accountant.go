@@ -29,6 +29,7 @@ import (
 	"github.com/greenloop/greenloop/accounting/energy/promsource"
 	"github.com/greenloop/greenloop/accounting/kpi"
 	"github.com/greenloop/greenloop/accounting/quantity"
+	"github.com/greenloop/greenloop/accounting/rollup"
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/config"
 )
@@ -62,7 +63,11 @@ type Options struct {
 	// several have a value for the same hour; ManualProvider always comes
 	// first, providers not listed come last in name order.
 	Providers []string
-	Logger    *slog.Logger
+	// Rollups reads energy from the hourly rollups package rollup keeps
+	// (falling back to raw samples for hours not rolled up), so a year costs
+	// 8,760 points per series instead of every raw sample.
+	Rollups bool
+	Logger  *slog.Logger
 }
 
 // Accountant computes a site's emissions and KPIs from the store.
@@ -71,12 +76,14 @@ type Accountant struct {
 	sites       []config.Site
 	multiTenant bool
 	rank        map[string]int
+	rollups     bool
 	log         *slog.Logger
 }
 
 // New returns an Accountant.
 func New(o Options) *Accountant {
-	a := &Accountant{store: o.Store, sites: o.Sites, multiTenant: o.MultiTenant, log: o.Logger, rank: map[string]int{ManualProvider: 0}}
+	a := &Accountant{store: o.Store, sites: o.Sites, multiTenant: o.MultiTenant, log: o.Logger, rank: map[string]int{ManualProvider: 0},
+		rollups: o.Rollups}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -223,8 +230,7 @@ func (a *Accountant) Emissions(ctx context.Context, tenant string, r Request) (*
 	if err != nil {
 		return nil, err
 	}
-	src := promsource.New(a.Queryable(site))
-	e, overhead, source, err := a.siteEnergy(ctx, src, site, r.From, r.To)
+	e, overhead, source, err := a.siteEnergy(ctx, site, r.From, r.To)
 	if err != nil {
 		return nil, err
 	}
@@ -250,10 +256,10 @@ func (a *Accountant) Emissions(ctx context.Context, tenant string, r Request) (*
 
 // siteEnergy reads the hourly energy of the site's facility meter, or of its
 // IT meter with the PUE overhead when the facility meter has no series.
-func (a *Accountant) siteEnergy(ctx context.Context, src energy.Source, site config.Site, from, to time.Time) (*energy.Result, *emissions.Overhead, string, error) {
+func (a *Accountant) siteEnergy(ctx context.Context, site config.Site, from, to time.Time) (*energy.Result, *emissions.Overhead, string, error) {
 	q := energy.Query{From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Hour}, Logger: a.log,
 		Selectors: selectors(site, kpi.MeterFacilityEnergy, kpi.MeterFacilityPower)}
-	e, err := energy.Compute(ctx, src, q)
+	e, err := a.energyOf(ctx, site, q)
 	if err == nil {
 		if err := hasData(site, e); err != nil {
 			return nil, nil, "", err
@@ -269,7 +275,7 @@ func (a *Accountant) siteEnergy(ctx context.Context, src energy.Source, site con
 			ErrNoData, site.ID, q.Selectors, facErr)
 	}
 	q.Selectors = selectors(site, kpi.MeterITEnergy, kpi.MeterITPower)
-	e, err = energy.Compute(ctx, src, q)
+	e, err = a.energyOf(ctx, site, q)
 	if errors.Is(err, energy.ErrNoSeries) {
 		return nil, nil, "", fmt.Errorf("%w: site %q: neither the facility nor the IT meter (%v) has series: %w", ErrNoData, site.ID, q.Selectors, err)
 	}
@@ -280,6 +286,15 @@ func (a *Accountant) siteEnergy(ctx context.Context, src energy.Source, site con
 		return nil, nil, "", err
 	}
 	return e, &emissions.Overhead{PUE: site.PUE.Value, Basis: site.PUE.Basis}, SourceITxPUE, nil
+}
+
+// energyOf computes q over the site's view of the store: from the hourly
+// rollups when they are kept, else from raw samples.
+func (a *Accountant) energyOf(ctx context.Context, site config.Site, q energy.Query) (*energy.Result, error) {
+	if a.rollups {
+		return rollup.Compute(ctx, a.Queryable(site), q)
+	}
+	return energy.Compute(ctx, promsource.New(a.Queryable(site)), q)
 }
 
 // hasData refuses a result without a single covered moment: a zero that

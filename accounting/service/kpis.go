@@ -136,7 +136,8 @@ func (a *Accountant) MeasureInputs(ctx context.Context, site config.Site, from, 
 	if wc == 0 {
 		wc = 2
 	}
-	in, err := kpi.Measure(ctx, promsource.New(a.Queryable(site)), site, from, to, kpi.MeasureOptions{ITMeterPoint: mp, WUECategory: wc, Logger: a.log})
+	in, err := kpi.Measure(ctx, promsource.New(a.Queryable(site)), site, from, to, kpi.MeasureOptions{ITMeterPoint: mp, WUECategory: wc, Logger: a.log,
+		Energy: func(ctx context.Context, q energy.Query) (*energy.Result, error) { return a.energyOf(ctx, site, q) }})
 	if errors.Is(err, energy.ErrNoSeries) {
 		return in, fmt.Errorf("%w: %w", ErrNoData, err)
 	}

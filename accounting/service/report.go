@@ -8,7 +8,6 @@ import (
 
 	"github.com/greenloop/greenloop/accounting/emissions"
 	"github.com/greenloop/greenloop/accounting/energy"
-	"github.com/greenloop/greenloop/accounting/energy/promsource"
 	"github.com/greenloop/greenloop/accounting/kpi"
 	"github.com/greenloop/greenloop/accounting/quantity"
 	"github.com/greenloop/greenloop/accounting/report"
@@ -45,9 +44,8 @@ func (a *Accountant) ReportMeasured(ctx context.Context, site config.Site, year 
 	m.Water = volumeReading(in.Water)
 	m.PotableWater = volumeReading(in.PotableWater)
 
-	src := promsource.New(a.Queryable(site))
 	monthly := func(keys ...string) (*energy.Result, error) {
-		return energy.Compute(ctx, src, energy.Query{From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Month}, Logger: a.log,
+		return a.energyOf(ctx, site, energy.Query{From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Month}, Logger: a.log,
 			Selectors: selectors(site, keys...)})
 	}
 	fac, err1 := monthly(kpi.MeterFacilityEnergy, kpi.MeterFacilityPower)

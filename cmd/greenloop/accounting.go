@@ -10,12 +10,16 @@ import (
 	"sync"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/greenloop/greenloop/accounting/carbon/providers"
 	"github.com/greenloop/greenloop/accounting/report"
+	"github.com/greenloop/greenloop/accounting/report/chstore"
 	"github.com/greenloop/greenloop/accounting/service"
 	"github.com/greenloop/greenloop/ingest"
+	"github.com/greenloop/greenloop/ingest/clickhouse"
 	"github.com/greenloop/greenloop/internal/config"
 	"github.com/greenloop/greenloop/web"
 	"github.com/greenloop/greenloop/web/accountingapi"
@@ -37,21 +41,90 @@ func newAccountant(cfg config.Server, store storage.Queryable, sites []config.Si
 			names = append(names, p.Type)
 		}
 	}
-	return service.New(service.Options{Store: store, Sites: sites, MultiTenant: cfg.Auth.TokensFile != "", Providers: names, Logger: log})
+	// The embedded store keeps hourly rollups (startRollups); ClickHouse reads its own.
+	return service.New(service.Options{Store: store, Sites: sites, MultiTenant: cfg.Auth.TokensFile != "", Providers: names,
+		Rollups: cfg.Storage.Backend != "clickhouse", Logger: log})
 }
 
-// newReportService opens the EU report's file stores under the data directory.
-func newReportService(cfg config.Server, log *slog.Logger) (*report.Service, error) {
+// newReportService opens the EU report's stores: with the ClickHouse
+// backend, tables in its database (st is the opened *clickhouse.Store), so
+// that every server sharing it answers alike; otherwise files under the data
+// directory. The returned function releases what it opened.
+func newReportService(ctx context.Context, cfg config.Server, st ingest.Store, log *slog.Logger) (*report.Service, func() error, error) {
+	if cfg.Storage.Backend == "clickhouse" {
+		chs, ok := st.(*clickhouse.Store)
+		if !ok {
+			return nil, nil, fmt.Errorf("report stores: storage.backend clickhouse but the store is %T", st)
+		}
+		conn, closeConn, err := reportConn(cfg, chs)
+		if err != nil {
+			return nil, nil, err
+		}
+		inputs, err := chstore.NewInputStore(ctx, conn, chs.Database(), nil, nil, log)
+		if err != nil {
+			closeConn()
+			return nil, nil, err
+		}
+		snaps, err := chstore.NewSnapshotStore(ctx, conn, chs.Database(), log)
+		if err != nil {
+			closeConn()
+			return nil, nil, err
+		}
+		return &report.Service{Inputs: inputs, Snapshots: snaps, Log: log}, closeConn, nil
+	}
 	in, snap := reportDirs(cfg)
 	inputs, err := report.NewFileInputStore(in, nil, nil, log)
 	if err != nil {
-		return nil, fmt.Errorf("report inputs store: %w", err)
+		return nil, nil, fmt.Errorf("report inputs store: %w", err)
 	}
 	snaps, err := report.NewFileSnapshotStore(snap, log)
 	if err != nil {
-		return nil, fmt.Errorf("report snapshot store: %w", err)
+		return nil, nil, fmt.Errorf("report snapshot store: %w", err)
 	}
-	return &report.Service{Inputs: inputs, Snapshots: snaps, Log: log}, nil
+	return &report.Service{Inputs: inputs, Snapshots: snaps, Log: log}, func() error { return nil }, nil
+}
+
+// reportConn is the connection of the report tables: the store's own on one
+// server; on a cluster, one to the first shard only, where those small
+// tables live, so that a read sees every write that returned (the store's
+// connection fails over between shards, which hold different data).
+func reportConn(cfg config.Server, st *clickhouse.Store) (driver.Conn, func() error, error) {
+	c := cfg.Storage.ClickHouse
+	if c.Cluster == "" {
+		return st.Conn(), func() error { return nil }, nil
+	}
+	password, err := secret(c.PasswordFile, c.PasswordEnv, "storage.clickhouse.password")
+	if err != nil {
+		return nil, nil, err
+	}
+	user := c.Username
+	if user == "" {
+		user = "default"
+	}
+	conn, err := ch.Open(&ch.Options{
+		Addr: c.Addrs[:1], Protocol: ch.Native,
+		Auth:        ch.Auth{Username: user, Password: password, Database: "default"},
+		DialTimeout: 5 * time.Second,
+		ReadTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("report stores: connect to %s: %w", c.Addrs[0], err)
+	}
+	return conn, conn.Close, nil
+}
+
+// storeAges are the sample ages the configured store takes, as openStore
+// sets its writers: newer than window through the live writer, older ones
+// up to retention through the backfill.
+func storeAges(cfg config.Server) (window, retention time.Duration) {
+	if cfg.Storage.Backend == "clickhouse" {
+		retention = cfg.Storage.ClickHouse.Retention.D()
+		if retention <= 0 {
+			retention = 15 * 24 * time.Hour // the backend's default
+		}
+		return max(retention-time.Hour, time.Hour), retention
+	}
+	return cfg.Storage.TSDB.OutOfOrderWindow.D(), cfg.Storage.TSDB.Retention.D()
 }
 
 // startAccounting mounts the accounting API (emissions, KPIs, carbon-intensity
@@ -66,10 +139,16 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 		return nil, fmt.Errorf("carbon-intensity providers:\n%w", err)
 	}
 	acct := newAccountant(cfg, store, sites, log.With("component", "accounting"))
-	reports, err := newReportService(cfg, log.With("component", "report"))
+	reports, closeReports, err := newReportService(ctx, cfg, store, log.With("component", "report"))
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			closeReports()
+		}
+	}()
+	window, retention := storeAges(cfg)
 	var bf service.SeriesWriter // a nil *ingest.Writer must stay a nil interface
 	if backfill != nil {
 		bf = backfill
@@ -78,8 +157,8 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 		Accountant:    acct,
 		Writer:        writer,
 		Backfill:      bf,
-		Window:        cfg.Storage.TSDB.OutOfOrderWindow.D(),
-		Retention:     cfg.Storage.TSDB.Retention.D(),
+		Window:        window,
+		Retention:     retention,
 		MaxFutureSkew: cfg.Ingest.MaxFutureSkew.D(),
 		MaxBodyBytes:  int64(cfg.Ingest.MaxBodyBytes),
 		Reports:       &accountingapi.Reports{Service: reports},
@@ -90,7 +169,7 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 	}
 	if len(sources) == 0 {
 		log.Info("accounting ready; no carbon-intensity providers configured", "took", time.Since(start).Round(time.Millisecond))
-		return func() {}, nil
+		return func() { closeReports() }, nil
 	}
 	tenants := []string{""}
 	if cfg.Auth.TokensFile != "" {
@@ -102,9 +181,9 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 		}
 	}
 	svc, err := service.NewIntensityService(service.IntensityOptions{
-		Sources: sources, Writer: writer, Backfill: bf, Window: cfg.Storage.TSDB.OutOfOrderWindow.D(),
+		Sources: sources, Writer: writer, Backfill: bf, Window: window,
 		Tenants: func(string) []string { return tenants },
-		History: min(cfg.Carbon.History.D(), cfg.Storage.TSDB.Retention.D()-time.Hour), Interval: cfg.Carbon.Interval.D(),
+		History: min(cfg.Carbon.History.D(), retention-time.Hour), Interval: cfg.Carbon.Interval.D(),
 		ForecastHorizon: cfg.Carbon.ForecastHorizon.D(), Logger: log.With("component", "carbon"),
 	})
 	if err != nil {
@@ -123,5 +202,6 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 		cancel()
 		wg.Wait()
 		log.Info("carbon-intensity service stopped", "took", time.Since(t).Round(time.Millisecond))
+		closeReports()
 	}, nil
 }

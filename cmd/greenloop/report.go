@@ -12,12 +12,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
 
 	"github.com/greenloop/greenloop/accounting/emissions"
 	"github.com/greenloop/greenloop/accounting/report"
 	"github.com/greenloop/greenloop/accounting/service"
+	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/config"
 )
 
@@ -27,8 +29,9 @@ const reportUsage = `Usage:
   greenloop report eu        --config FILE --site ID --year YYYY --format json|csv|xlsx|pdf [-o FILE]
 
 Reads the configured store directly (the embedded TSDB in data_dir, opened
-read-only, so a running server may keep it), and computes what the server's
-/api/v1/emissions, /api/v1/kpis and /api/v1/reports/eu answer.
+read-only, so a running server may keep it; or the ClickHouse database the
+servers share), and computes what the server's /api/v1/emissions,
+/api/v1/kpis and /api/v1/reports/eu answer.
 
 `
 
@@ -107,9 +110,6 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if site == nil {
 		return fmt.Errorf("site %q is not in %s", rf.site, rf.config)
 	}
-	if cfg.Storage.Backend != "tsdb" {
-		return fmt.Errorf("storage.backend %s: the report command reads only the embedded store; ask the server's API instead", cfg.Storage.Backend)
-	}
 	log := newLogger(config.Log{Level: "warn", Format: "text"}, stderr)
 	var from, to time.Time
 	if sub != "eu" {
@@ -138,11 +138,23 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 
-	q, closeStore, err := openReadOnly(cfg.DataDir, log)
-	if err != nil {
-		return err
+	var q storage.Queryable
+	var st ingest.Store // the ClickHouse store, for the EU report's tables
+	if cfg.Storage.Backend == "clickhouse" {
+		opened, err := openStore(ctx, cfg, prometheus.NewRegistry(), log)
+		if err != nil {
+			return err
+		}
+		defer opened.Close()
+		q, st = opened.Store, opened.Store
+	} else {
+		db, closeStore, err := openReadOnly(cfg.DataDir, log)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		q = db
 	}
-	defer closeStore()
 	acct := newAccountant(cfg, q, cfg.Sites, log)
 	tenant := ""
 	if cfg.Auth.TokensFile != "" {
@@ -172,10 +184,11 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			return writeJSON(out, res)
 		default:
-			svc, err := newReportService(cfg, log)
+			svc, closeReports, err := newReportService(ctx, cfg, st, log)
 			if err != nil {
 				return err
 			}
+			defer closeReports()
 			_, err = acct.EUReport(ctx, svc, tenant, site.ID, year, f, out)
 			return err
 		}

@@ -200,6 +200,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	_ = db
+	stopRollups, err := startRollups(ctx, log.With("component", "rollup"), opened, store, backfillStore, late)
+	if err != nil {
+		return err
+	}
+	defer stopRollups()
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:               log.With("component", "promql"),
 		Reg:                  reg,
@@ -241,7 +246,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	registerUI(srv, log.With("component", "ui"), store, engine, sites, cfg.Auth.TokensFile != "")
-	stopAccounting, err := startAccounting(ctx, srv, log, cfg, store, writer, backfill, sites)
+	// The accounting reads through the raw store (writes go through writer,
+	// which tracks late writes); the EU report keeps its tables in ClickHouse.
+	stopAccounting, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, backfill, sites)
 	if err != nil {
 		return err
 	}
