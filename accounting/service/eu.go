@@ -36,3 +36,25 @@ func (a *Accountant) EUReport(ctx context.Context, svc *report.Service, tenant, 
 	}
 	return r, nil
 }
+
+// FreezeEUReport builds a site's EU report as EUReport does and freezes it as
+// a snapshot (final, or draft when draft is set) with its content hash. A
+// final freeze of a report with blocking validation errors fails with
+// report.ErrBlocking and stores nothing; the report is returned either way.
+func (a *Accountant) FreezeEUReport(ctx context.Context, svc *report.Service, tenant, siteID string, year int, draft bool, by string) (report.Snapshot, *report.Report, error) {
+	site, err := a.Site(tenant, siteID)
+	if err != nil {
+		return report.Snapshot{}, nil, err
+	}
+	m, _, err := a.ReportMeasured(ctx, site, year)
+	if err != nil {
+		return report.Snapshot{}, nil, err
+	}
+	var others []string
+	for _, s := range a.Sites(tenant) {
+		if s.ID != site.ID {
+			others = append(others, s.ID)
+		}
+	}
+	return svc.Freeze(ctx, site.SiteTenant(), site, year, m, others, draft, by)
+}

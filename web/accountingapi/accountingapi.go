@@ -35,6 +35,10 @@ const (
 	PathCarbonIntensity = "/api/v1/carbon-intensity"
 	PathReportInputs    = "/api/v1/sites/:id/report-inputs/:year"
 	PathReportEU        = "/api/v1/reports/eu"
+	// PathReportSnapshots freezes a report (POST) and lists a site's snapshots (GET).
+	PathReportSnapshots = "/api/v1/reports/eu/snapshots"
+	// PathReportSnapshot serves one frozen snapshot, byte for byte.
+	PathReportSnapshot = "/api/v1/reports/eu/snapshots/:id"
 )
 
 // Deps is what the handlers need.
@@ -95,6 +99,9 @@ func Register(e *echo.Echo, d Deps) {
 		e.PUT(PathReportInputs, h.putReportInputs)
 		e.GET(PathReportInputs, h.getReportInputs)
 		e.GET(PathReportEU, h.reportEU)
+		e.POST(PathReportSnapshots, h.freezeReport)
+		e.GET(PathReportSnapshots, h.listSnapshots)
+		e.GET(PathReportSnapshot, h.getSnapshot)
 	}
 }
 

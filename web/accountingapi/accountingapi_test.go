@@ -1,6 +1,7 @@
 package accountingapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -359,4 +360,54 @@ func TestReportEndpoints(t *testing.T) {
 	}
 	e.do("GET", "/api/v1/reports/eu?"+q("site", "fra1", "year", "2025", "format", "doc"), tokAdmin, "", 400)
 	e.do("GET", "/api/v1/reports/eu?"+q("site", "fra1", "year", "2025"), tokOther, "", 404)
+}
+
+// A report frozen as a snapshot is served byte for byte with its hash; a
+// final freeze with blocking errors is refused and stores nothing.
+func TestReportSnapshots(t *testing.T) {
+	e := newEnv(t)
+	e.do("PUT", "/api/v1/sites/fra1/report-inputs/2025", tokOfficer, `{"floor_area_total_m2": 1200}`, 200)
+	freeze := "/api/v1/reports/eu/snapshots?" + q("site", "fra1", "year", "2025")
+	e.do("POST", freeze, tokScheduler, "", 403)
+	e.do("POST", freeze+"&draft=maybe", tokOfficer, "", 400)
+	e.do("POST", "/api/v1/reports/eu/snapshots?"+q("site", "fra1", "year", "2025"), tokOther, "", 404)
+	// Most required Annex fields are not entered: a final snapshot is refused.
+	body := e.do("POST", freeze, tokOfficer, "", 422)
+	if !strings.Contains(string(body), "blocking_errors") {
+		t.Errorf("final freeze refusal: %s", body)
+	}
+	var list struct{ Snapshots []snapshotJSON }
+	e.getJSON("/api/v1/reports/eu/snapshots?"+q("site", "fra1"), tokOfficer, 200, &list)
+	if len(list.Snapshots) != 0 {
+		t.Fatalf("a refused freeze stored %d snapshot(s)", len(list.Snapshots))
+	}
+	var snap snapshotJSON
+	if err := json.Unmarshal(e.do("POST", freeze+"&draft=true", tokOfficer, "", 201), &snap); err != nil {
+		t.Fatal(err)
+	}
+	if snap.Status != "draft" || snap.Site != "fra1" || snap.Year != 2025 || len(snap.SHA256) != 64 || !strings.Contains(snap.By, "acme-officer") {
+		t.Errorf("snapshot %+v", snap)
+	}
+	e.getJSON("/api/v1/reports/eu/snapshots?"+q("site", "fra1", "year", "2025"), tokScheduler, 200, &list)
+	if len(list.Snapshots) != 1 || list.Snapshots[0].ID != snap.ID {
+		t.Errorf("list %+v", list)
+	}
+	// Later entries do not change the frozen report.
+	e.do("PUT", "/api/v1/sites/fra1/report-inputs/2025", tokOfficer, `{"floor_area_total_m2": 1500}`, 200)
+	for range 2 {
+		got := e.do("GET", "/api/v1/reports/eu/snapshots/"+snap.ID, tokScheduler, "", 200)
+		sum := sha256.Sum256(got)
+		if hex.EncodeToString(sum[:]) != snap.SHA256 {
+			t.Fatalf("the served JSON does not hash to the snapshot's sha256")
+		}
+		if !strings.Contains(string(got), "1200") || strings.Contains(string(got), `"value":1500`) {
+			t.Errorf("the frozen report changed: %.300s", got)
+		}
+	}
+	pdf := e.do("GET", "/api/v1/reports/eu/snapshots/"+snap.ID+"?format=pdf", tokOfficer, "", 200)
+	if !bytes.HasPrefix(pdf, []byte("%PDF")) {
+		t.Errorf("pdf export of the snapshot: %.20q", pdf)
+	}
+	e.do("GET", "/api/v1/reports/eu/snapshots/"+snap.ID, tokOther, "", 404)
+	e.do("GET", "/api/v1/reports/eu/snapshots/nope", tokOfficer, "", 404)
 }

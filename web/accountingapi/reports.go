@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -153,5 +154,131 @@ func (h *handler) reportEU(c echo.Context) error {
 		return toHTTP(err)
 	}
 	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-%d-eu-report.%s"`, site.ID, year, strings.ToLower(string(f))))
+	return c.Blob(http.StatusOK, f.ContentType(), buf.Bytes())
+}
+
+// snapshotTenant is the tenant the report stores key a caller's entries and
+// snapshots by: the caller's, or "default" in single-tenant mode (as
+// config.Site.SiteTenant names it).
+func snapshotTenant(tenant string) string {
+	if tenant == "" {
+		return "default"
+	}
+	return tenant
+}
+
+// snapshotJSON is a snapshot's metadata as the API shows it.
+type snapshotJSON struct {
+	ID        string    `json:"id"`
+	SHA256    string    `json:"sha256"`
+	Site      string    `json:"site"`
+	Year      int       `json:"year"`
+	Status    string    `json:"status"`
+	By        string    `json:"by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toSnapshotJSON(s report.Snapshot) snapshotJSON {
+	return snapshotJSON{ID: s.ID, SHA256: s.SHA256, Site: s.Site, Year: s.Year, Status: s.Status, By: s.By, CreatedAt: s.CreatedAt}
+}
+
+// freezeReport serves POST /api/v1/reports/eu/snapshots?site=&year=[&draft=true]:
+// builds the report now and freezes it with its content hash. A final
+// snapshot of a report with blocking validation errors is refused (422,
+// listing them); draft=true freezes it anyway, marked draft.
+func (h *handler) freezeReport(c echo.Context) error {
+	if err := requireRole(c, "freeze reports", web.RoleAdmin, web.RoleOfficer); err != nil {
+		return err
+	}
+	siteID, err := siteParam(c)
+	if err != nil {
+		return err
+	}
+	year, err := yearParam("year", c.QueryParam("year"))
+	if err != nil {
+		return err
+	}
+	draft := false
+	if v := c.QueryParam("draft"); v != "" {
+		if draft, err = strconv.ParseBool(v); err != nil {
+			return badParam("draft", "want true or false, got %q", v)
+		}
+	}
+	tenant, role := caller(c)
+	who := "role " + role
+	if name, _ := c.Get(web.ContextKeyName).(string); name != "" {
+		who = name + " (" + who + ")"
+	}
+	snap, r, err := h.d.Accountant.FreezeEUReport(c.Request().Context(), h.d.Reports.Service, tenant, siteID, year, draft, who)
+	if errors.Is(err, report.ErrBlocking) && r != nil {
+		return &web.Error{Code: http.StatusUnprocessableEntity,
+			Msg:    "the report has blocking validation errors: fix them, or freeze it with draft=true; nothing stored",
+			Detail: map[string]any{"reason": "blocking_errors", "errors": r.Validation.Errors}}
+	}
+	if err != nil {
+		return toHTTP(err)
+	}
+	c.Response().Header().Set(echo.HeaderLocation, strings.Replace(PathReportSnapshot, ":id", snap.ID, 1))
+	return c.JSON(http.StatusCreated, toSnapshotJSON(snap))
+}
+
+// listSnapshots serves GET /api/v1/reports/eu/snapshots?site=[&year=].
+func (h *handler) listSnapshots(c echo.Context) error {
+	siteID, err := siteParam(c)
+	if err != nil {
+		return err
+	}
+	year := 0
+	if v := c.QueryParam("year"); v != "" {
+		if year, err = yearParam("year", v); err != nil {
+			return err
+		}
+	}
+	tenant, _ := caller(c)
+	site, err := h.d.Accountant.Site(tenant, siteID)
+	if err != nil {
+		return toHTTP(err)
+	}
+	list, err := h.d.Reports.Service.Snapshots.List(c.Request().Context(), site.SiteTenant(), site.ID, year)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Snapshots []snapshotJSON `json:"snapshots"`
+	}{Snapshots: []snapshotJSON{}}
+	for _, s := range list {
+		out.Snapshots = append(out.Snapshots, toSnapshotJSON(s))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getSnapshot serves GET /api/v1/reports/eu/snapshots/{id}?format=: the frozen
+// report, byte for byte in JSON (its SHA-256 is the snapshot's hash), or
+// rendered from it in another format.
+func (h *handler) getSnapshot(c echo.Context) error {
+	f := report.FormatJSON
+	if v := c.QueryParam("format"); v != "" {
+		var err error
+		if f, err = report.ParseFormat(v); err != nil {
+			return badParam("format", "want json, csv, xlsx or pdf, got %q", v)
+		}
+	}
+	tenant, _ := caller(c)
+	snap, err := h.d.Reports.Service.Snapshots.Get(c.Request().Context(), snapshotTenant(tenant), c.Param("id"))
+	if err != nil {
+		if errors.Is(err, report.ErrSnapshotNotFound) {
+			return &web.Error{Code: http.StatusNotFound, Msg: fmt.Sprintf("no snapshot %q", c.Param("id"))}
+		}
+		return err
+	}
+	if _, err := h.d.Accountant.Site(tenant, snap.Site); err != nil {
+		return &web.Error{Code: http.StatusNotFound, Msg: fmt.Sprintf("no snapshot %q", c.Param("id"))}
+	}
+	var buf bytes.Buffer
+	if err := report.ExportSnapshot(&buf, snap, f); err != nil {
+		return err
+	}
+	c.Response().Header().Set("X-Content-SHA256", snap.SHA256)
+	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s-%d-%s.%s"`, snap.Site, snap.Year, snap.ID, strings.ToLower(string(f))))
 	return c.Blob(http.StatusOK, f.ContentType(), buf.Bytes())
 }
