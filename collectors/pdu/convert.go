@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gosnmp/gosnmp"
@@ -211,7 +212,8 @@ func cleanLabel(b []byte) string {
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
-		s = s[:cut]
+		// The cut may leave a space at the end: trim again.
+		s = strings.TrimRightFunc(s[:cut], unicode.IsSpace)
 	}
 	return s
 }
