@@ -21,20 +21,36 @@ func YearPeriod(year int) (from, to time.Time) {
 
 // ReportMeasured fills the measured part of a site's EU report for a
 // calendar year: the meters' annual sums with their completeness, monthly
-// facility and IT energy, the effective location-based factor of the
-// year's hourly accounting, the residual mix, and the KPIs for the report's
+// facility and IT energy, the purchased grid electricity (see GridImport),
+// the effective location-based factor of the year's hourly accounting of
+// that electricity, the residual mix, and the KPIs for the report's
 // cross-check. Facility and IT meters are required (ErrNoData otherwise);
-// what else is missing is left nil and the report says so.
+// what else is missing is left nil and the report says so. Without the
+// report's entries, a term of the grid import that is not metered counts as
+// zero (EUReport uses the entries).
 func (a *Accountant) ReportMeasured(ctx context.Context, site config.Site, year int) (report.Measured, []string, error) {
+	d, err := a.reportMeasured(ctx, site, year, report.Inputs{})
+	return d.m, d.notes, err
+}
+
+// reportData is what reportMeasured found: the measured values, notes, and
+// how the grid import was derived (for the report field's source).
+type reportData struct {
+	m     report.Measured
+	notes []string
+	grid  *GridImport
+}
+
+func (a *Accountant) reportMeasured(ctx context.Context, site config.Site, year int, entries report.Inputs) (reportData, error) {
 	from, to := YearPeriod(year)
-	m := report.Measured{PeriodStart: from, PeriodEnd: to}
-	var notes []string
+	d := reportData{m: report.Measured{PeriodStart: from, PeriodEnd: to}}
+	m := &d.m
 	in, err := a.MeasureInputs(ctx, site, from, to)
 	if err != nil {
-		return m, nil, err
+		return d, err
 	}
 	if in.Facility.Completeness == 0 && in.Facility.Value == 0 {
-		return m, nil, fmt.Errorf("%w: site %q has no facility meter samples in %d", ErrNoData, site.ID, year)
+		return d, fmt.Errorf("%w: site %q has no facility meter samples in %d", ErrNoData, site.ID, year)
 	}
 	m.EDC = energyReading(&in.Facility)
 	m.EIT = energyReading(&in.IT)
@@ -51,7 +67,7 @@ func (a *Accountant) ReportMeasured(ctx context.Context, site config.Site, year 
 	fac, err1 := monthly(kpi.MeterFacilityEnergy, kpi.MeterFacilityPower)
 	it, err2 := monthly(kpi.MeterITEnergy, kpi.MeterITPower)
 	if err := errors.Join(err1, err2); err != nil {
-		return m, nil, fmt.Errorf("site %q monthly energy: %w", site.ID, err)
+		return d, fmt.Errorf("site %q monthly energy: %w", site.ID, err)
 	}
 	for i := range fac.Buckets {
 		mo := report.Month{Month: fac.Buckets[i].Start.UTC().Format("2006-01"), EDC: report.KWh(fac.Buckets[i].Energy.KWh())}
@@ -61,18 +77,35 @@ func (a *Accountant) ReportMeasured(ctx context.Context, site config.Site, year 
 		m.Monthly = append(m.Monthly, mo)
 	}
 
+	g, err := DeriveGridImport(in, entries)
+	if err != nil {
+		return d, fmt.Errorf("site %q grid import: %w", site.ID, err)
+	}
+	d.grid = g
+	if g.UseEntry {
+		d.notes = append(d.notes, "grid_import_kwh: the entered value is used, as not every term of EDC − EDC-BG − ERES-OS is metered")
+	} else {
+		m.GridImport = g.Reading()
+	}
+	d.notes = append(d.notes, g.Notes...)
+
 	tenant := site.SiteTenant()
 	if !a.multiTenant {
 		tenant = ""
 	}
-	loc, err := a.Emissions(ctx, tenant, Request{Site: site.ID, From: from, To: to, Method: emissions.LocationBased, Step: time.Hour})
+	var loc *Emissions
+	if g.HourlyTerms() {
+		loc, err = a.gridLocation(ctx, site, from, to)
+	} else {
+		loc, err = a.Emissions(ctx, tenant, Request{Site: site.ID, From: from, To: to, Method: emissions.LocationBased, Step: time.Hour})
+	}
 	switch {
 	case err == nil:
-		m.LocationFactor = effectiveFactor(site, loc)
+		m.LocationFactor = effectiveFactor(site, loc, g.HourlyTerms())
 	case errors.Is(err, ErrNoIntensity) || errors.Is(err, ErrNoData):
-		notes = append(notes, "location-based factor not available: "+err.Error())
+		d.notes = append(d.notes, "location-based factor not available: "+err.Error())
 	default:
-		return m, nil, err
+		return d, err
 	}
 	if r := ResidualMix(site, from); r != nil {
 		m.ResidualFactor = &report.EmissionFactor{Source: r.Source, Year: r.Year, Value: report.KgCO2ePerKWh(r.Intensity.KgPerKWh()),
@@ -87,17 +120,20 @@ func (a *Accountant) ReportMeasured(ctx context.Context, site config.Site, year 
 			return nil
 		}
 		m.KPIs = report.ExternalKPIs{PUE: get("pue"), WUE: get("wue"), ERF: get("erf"), REF: get("ref"), CUELB: get("cue_location"), CUEMB: get("cue_market")}
-		notes = append(notes, k.Notes...)
+		d.notes = append(d.notes, k.Notes...)
 	} else if !errors.Is(err, ErrNoData) {
-		return m, nil, err
+		return d, err
 	}
-	return m, notes, nil
+	return d, nil
 }
 
 // effectiveFactor is the year's location-based emissions over the energy of
 // the hours that had an intensity: the energy-weighted mean of the hourly
 // grid intensity, which the report multiplies by the purchased electricity.
-func effectiveFactor(site config.Site, r *Emissions) *report.EmissionFactor {
+// gridWeighted says the hours were weighted by the grid import (EDC minus
+// the metered generator and on-site renewable energy of each hour) rather
+// than by the facility energy.
+func effectiveFactor(site config.Site, r *Emissions, gridWeighted bool) *report.EmissionFactor {
 	var known quantity.Energy
 	var co2 quantity.CO2e
 	for _, p := range r.Series {
@@ -113,7 +149,11 @@ func effectiveFactor(site config.Site, r *Emissions) *report.EmissionFactor {
 	if len(r.IntensityProviders) > 0 {
 		src += " (" + fmt.Sprint(r.IntensityProviders) + ")"
 	}
-	return &report.EmissionFactor{Source: src, DatasetVersion: "hourly, energy-weighted", Year: r.From.UTC().Year(),
+	version := "hourly, weighted by facility energy"
+	if gridWeighted {
+		version = "hourly, weighted by grid import (EDC − EDC-BG − ERES-OS per hour)"
+	}
+	return &report.EmissionFactor{Source: src, DatasetVersion: version, Year: r.From.UTC().Year(),
 		Value: report.KgCO2ePerKWh(co2.Kg() / known.KWh()), Gases: "CO2e", LCAScope: "lifecycle", Zone: site.Zone}
 }
 
