@@ -626,7 +626,9 @@ type powerDistribution struct {
 	head
 	Status   status `json:"Status"`
 	Metrics  link   `json:"Metrics"`
+	Mains    link   `json:"Mains"`
 	Branches link   `json:"Branches"`
+	Feeders  link   `json:"Feeders"`
 	Outlets  link   `json:"Outlets"`
 }
 

@@ -42,11 +42,13 @@
 // chassisData.readings for the exact rules. Fans are not read: greenloop has
 // no canonical fan series.
 //
-// Under /redfish/v1/PowerEquipment/RackPDUs/* it reads the PDU's Metrics
-// (PowerWatts, EnergykWh: component "inlet", sensor <pdu id>), its Branches
-// (component "branch") and Outlets (component "outlet"), each with
-// PowerWatts, EnergykWh, CurrentAmps and Voltage readings, sensor
-// <pdu id>/<branch or outlet id>. PowerShelves are not read there: a power
+// Under /redfish/v1/PowerEquipment it reads every PowerDistribution of
+// RackPDUs, FloorPDUs, TransferSwitches and Switchgear: its Metrics
+// (PowerWatts, EnergykWh: component "inlet", sensor <id>), its Mains
+// ("mains"), Branches ("branch"), Feeders ("feeder") and Outlets ("outlet"),
+// each with PowerWatts, EnergykWh, CurrentAmps and Voltage readings, sensor
+// <id>/<circuit id>; <id> is the rack PDU's id, or <collection>/<id> for the
+// others (TransferSwitches/1). PowerShelves are not read there: a power
 // shelf is also a chassis, read above.
 //
 // # Units and absent values
@@ -1003,33 +1005,60 @@ func (r *run) sensors(ref string) []sensor {
 	return ms
 }
 
+// powerEquipmentKinds are the PowerDistribution collections under
+// PowerEquipment, with the prefix their equipment's sensor names get (rack
+// PDUs keep the bare id, as they always had).
+var powerEquipmentKinds = []struct{ key, prefix string }{
+	{"RackPDUs", ""}, {"FloorPDUs", "FloorPDUs/"}, {"TransferSwitches", "TransferSwitches/"}, {"Switchgear", "Switchgear/"},
+}
+
 func (r *run) powerEquipment(ref string) []reading {
-	var pe struct {
-		RackPDUs link `json:"RackPDUs"`
-	}
-	if r.get(ref, &pe) != nil || pe.RackPDUs.ID == "" {
+	var pe map[string]json.RawMessage
+	if r.get(ref, &pe) != nil {
 		return nil
 	}
-	ms, refs := members[powerDistribution](r, pe.RackPDUs.ID, nil)
-	out := make([][]reading, len(ms))
+	type item struct {
+		ref, prefix string
+		pd          powerDistribution
+	}
+	var items []item
+	for _, kind := range powerEquipmentKinds {
+		var l link
+		if raw, ok := pe[kind.key]; !ok || json.Unmarshal(raw, &l) != nil || l.ID == "" {
+			continue
+		}
+		ms, refs := members[powerDistribution](r, l.ID, nil)
+		for i := range ms {
+			items = append(items, item{ref: refs[i], prefix: kind.prefix, pd: ms[i]})
+		}
+	}
+	out := make([][]reading, len(items)) // in collection and member order, whatever answers first
 	var wg sync.WaitGroup
-	for i := range ms {
-		wg.Go(func() { out[i] = r.rackPDU(refs[i], ms[i]) })
+	for i, it := range items {
+		wg.Go(func() { out[i] = r.powerDistribution(it.ref, it.pd, it.prefix) })
 	}
 	wg.Wait()
 	return slices.Concat(out...)
 }
 
-func (r *run) rackPDU(ref string, pdu powerDistribution) []reading {
+// powerDistribution reads a rack PDU, floor PDU, transfer switch or
+// switchgear: its Metrics (component "inlet"), Mains ("mains"), Branches
+// ("branch"), Feeders ("feeder") and Outlets ("outlet").
+func (r *run) powerDistribution(ref string, pdu powerDistribution, prefix string) []reading {
 	id := string(pdu.Id)
 	if id == "" {
 		id = lastSegment(ref)
 	}
+	id = prefix + id
 	if pdu.Status.off() {
 		return nil
 	}
 	var inlet []reading
-	parts := make([][]reading, 2)
+	subs := []struct {
+		l         link
+		component string
+	}{{pdu.Mains, "mains"}, {pdu.Branches, "branch"}, {pdu.Feeders, "feeder"}, {pdu.Outlets, "outlet"}}
+	parts := make([][]reading, len(subs))
 	var wg sync.WaitGroup
 	if pdu.Metrics.ID != "" {
 		wg.Go(func() {
@@ -1039,10 +1068,7 @@ func (r *run) rackPDU(ref string, pdu powerDistribution) []reading {
 			}
 		})
 	}
-	for i, sub := range []struct {
-		l         link
-		component string
-	}{{pdu.Branches, "branch"}, {pdu.Outlets, "outlet"}} {
+	for i, sub := range subs {
 		if sub.l.ID == "" {
 			continue
 		}
@@ -1058,7 +1084,7 @@ func (r *run) rackPDU(ref string, pdu powerDistribution) []reading {
 		})
 	}
 	wg.Wait()
-	return slices.Concat(inlet, parts[0], parts[1])
+	return slices.Concat(append([][]reading{inlet}, parts...)...)
 }
 
 func lastSegment(ref string) string {

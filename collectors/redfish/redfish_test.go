@@ -473,8 +473,16 @@ func TestPDU(t *testing.T) {
 	}
 	// 9 of the 11 outlets report 4 values each; A4 and A5 report none, so
 	// they are absent rather than 0.
-	if n := strings.Count(got, `component="outlet"`); n != 36 {
-		t.Errorf("%d outlet readings, want 36:\n%s", n, got)
+	if n := strings.Count(got, `component="outlet",sensor="1/`); n != 36 {
+		t.Errorf("%d outlet readings of rack PDU 1, want 36:\n%s", n, got)
+	}
+	// The transfer switch under PowerEquipment/TransferSwitches: its input
+	// metrics, two branches and six outlets of four values each.
+	if n := strings.Count(got, `component="outlet",sensor="TransferSwitches/1/`); n != 24 {
+		t.Errorf("%d outlet readings of transfer switch 1, want 24:\n%s", n, got)
+	}
+	if !strings.Contains(got, fmt.Sprintf(`greenloop_power_watts{source="redfish",component="inlet",sensor="TransferSwitches/1"} 1500.1 %d`, ms)) {
+		t.Errorf("transfer switch input power missing:\n%s", got)
 	}
 	if strings.Contains(got, `sensor="1/A4"`) || strings.Contains(got, `sensor="1/A5"`) {
 		t.Errorf("outlets without readings emitted:\n%s", got)
@@ -496,7 +504,8 @@ func TestMissingLinkIsSkipped(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a missing resource is no error: %v", err)
 	}
-	if strings.Contains(got, `component="inlet"`) || !strings.Contains(got, `sensor="1/C3"`) {
+	if strings.Contains(got, `component="inlet",sensor="1"`) || !strings.Contains(got, `sensor="1/C3"`) ||
+		!strings.Contains(got, `component="inlet",sensor="TransferSwitches/1"`) {
 		t.Errorf("got\n%s", got)
 	}
 }
