@@ -23,6 +23,7 @@ import (
 	"github.com/greenloop/greenloop/accounting/carbon/providers"
 	"github.com/greenloop/greenloop/accounting/emissions"
 	"github.com/greenloop/greenloop/accounting/service"
+	"github.com/greenloop/greenloop/ingest/clickhouse"
 	"github.com/greenloop/greenloop/internal/config"
 	"github.com/greenloop/greenloop/internal/sample"
 	"github.com/greenloop/greenloop/web"
@@ -133,6 +134,8 @@ func toHTTP(err error) error {
 		return nil
 	case errors.As(err, &pe):
 		return badParam(pe.Param, "%s", pe.Msg)
+	case errors.Is(err, clickhouse.ErrUnavailable):
+		return &web.Error{Code: http.StatusServiceUnavailable, Msg: "the store is unavailable; retry later", Err: err, RetryAfter: 5 * time.Second}
 	case errors.Is(err, service.ErrUnknownSite):
 		return &web.Error{Code: http.StatusNotFound, Msg: err.Error()}
 	case errors.Is(err, service.ErrNoData), errors.Is(err, service.ErrNoIntensity), errors.Is(err, service.ErrNotConfigured):

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/greenloop/greenloop/accounting/report"
 	"github.com/greenloop/greenloop/accounting/service"
 	"github.com/greenloop/greenloop/accounting/service/servicetest"
+	"github.com/greenloop/greenloop/ingest/clickhouse"
 	"github.com/greenloop/greenloop/internal/config"
 	"github.com/greenloop/greenloop/web"
 )
@@ -410,4 +412,12 @@ func TestReportSnapshots(t *testing.T) {
 	}
 	e.do("GET", "/api/v1/reports/eu/snapshots/"+snap.ID, tokOther, "", 404)
 	e.do("GET", "/api/v1/reports/eu/snapshots/nope", tokOfficer, "", 404)
+}
+
+func TestStoreUnavailableIs503(t *testing.T) {
+	err := toHTTP(fmt.Errorf("report inputs: %w", fmt.Errorf("%w: dial tcp: connection refused", clickhouse.ErrUnavailable)))
+	var we *web.Error
+	if !errors.As(err, &we) || we.Code != http.StatusServiceUnavailable || we.RetryAfter <= 0 {
+		t.Fatalf("got %#v", err)
+	}
 }
