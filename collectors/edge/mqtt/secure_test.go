@@ -27,6 +27,9 @@ func TestUsernamePassword(t *testing.T) {
 	bin, err := exec.LookPath("mosquitto_passwd")
 	if err != nil {
 		mosquittoBin(t) // skips or fails the same way
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+			t.Fatal("mosquitto_passwd not found: install the Debian package mosquitto")
+		}
 		t.Skip("mosquitto_passwd not found: install the Debian package mosquitto")
 	}
 	dir := t.TempDir()
