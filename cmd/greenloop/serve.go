@@ -157,7 +157,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db := opened.db // the embedded TSDB; nil with ClickHouse
 	log.Info("store open", "store", opened.desc, "took", time.Since(start).Round(time.Millisecond))
 	defer func() {
 		t := time.Now()
@@ -199,7 +198,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	_ = db
 	stopRollups, err := startRollups(ctx, log.With("component", "rollup"), opened, store, backfillStore, late)
 	if err != nil {
 		return err
