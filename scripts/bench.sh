@@ -51,3 +51,14 @@ if [ "${FLOORBENCH:-1}" != 0 ]; then
 		echo "bench.sh: no snmpsimd (apt-get install snmpsim): skipping the snmpsimd PDU run" >&2
 	fi
 fi
+
+# ClickHouse: greenloop's remote_write ingest into ClickHouse vs clickhouse-client
+# on the same 2 M rows (see docs/benchmarks.md, "ClickHouse backend").
+# CHBENCH=0 skips it.
+if [ "${CHBENCH:-1}" != 0 ]; then
+	if command -v clickhouse-client >/dev/null; then
+		"$GO" run ./test/bench/chbench -rounds 3 -baseline-batch 4300 -out bin/chbench-results.json
+	else
+		echo "bench.sh: no clickhouse-client (apt-get install clickhouse-client clickhouse-server): skipping test/bench/chbench" >&2
+	fi
+fi
