@@ -57,6 +57,7 @@ fi
 # CHBENCH=0 skips it.
 if [ "${CHBENCH:-1}" != 0 ]; then
 	if command -v clickhouse-client >/dev/null; then
+		mkdir -p bin
 		"$GO" run ./test/bench/chbench -rounds 3 -baseline-batch 4300 -out bin/chbench-results.json
 	else
 		echo "bench.sh: no clickhouse-client (apt-get install clickhouse-client clickhouse-server): skipping test/bench/chbench" >&2
