@@ -25,12 +25,7 @@ import (
 // The embedded store's history (old blocks and the head) is copied into a
 // real ClickHouse; a second run skips the copied blocks and stores nothing twice.
 func TestMigrateTSDBToClickHouse(t *testing.T) {
-	if _, err := chtest.Binary(); err != nil {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	chtest.Require(t)
 	ch, err := chtest.Start(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)

@@ -33,12 +33,7 @@ import (
 // ClickHouse: what one server stores, another server (and the report
 // command) reads, and no server keeps any of it in its data directory.
 func TestReportInputsSharedThroughClickHouse(t *testing.T) {
-	if _, err := chtest.Binary(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no ClickHouse server (Debian package %s): %v", chtest.DebianPackage, err)
-		}
-		t.Skipf("no ClickHouse server (Debian package %s): %v", chtest.DebianPackage, err)
-	}
+	chtest.Require(t)
 	t.Run("OneServer", func(t *testing.T) {
 		s, err := chtest.Start(t.TempDir(), 0)
 		if err != nil {

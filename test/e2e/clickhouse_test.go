@@ -15,9 +15,7 @@ import (
 // skipping elsewhere when it is not installed.
 func startClickHouse(t *testing.T) *chtest.Server {
 	t.Helper()
-	if _, err := chtest.Binary(); err != nil {
-		requireTool(t, "clickhouse-server", "/usr/sbin/clickhouse-server", chtest.DebianPackage)
-	}
+	chtest.Require(t)
 	ch, err := chtest.Start(t.TempDir(), 0)
 	if err != nil {
 		t.Fatalf("start clickhouse-server: %v", err)

@@ -14,43 +14,21 @@ import (
 	"github.com/greenloop/greenloop/ingest/clickhouse/chtest"
 )
 
-// srv is the server every test of the package shares (each test has its own database).
+// shared is the server every test of the package shares (each test has its own database).
 var (
-	srv     *chtest.Server
-	srvErr  error
+	shared  *chtest.Shared
 	dbCount atomic.Int64
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "greenloop-chstore-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if _, err := chtest.Binary(); err != nil {
-		srvErr = err
-	} else {
-		srv, srvErr = chtest.Start(dir, 0)
-	}
+	shared = chtest.StartShared("greenloop-chstore-")
 	code := m.Run()
-	if srv != nil {
-		_ = srv.Stop()
-	}
-	_ = os.RemoveAll(dir)
+	shared.Close()
 	os.Exit(code)
 }
 
-// server returns the shared server, skipping (or failing under CI=true) without one.
-func server(t testing.TB) *chtest.Server {
-	t.Helper()
-	if srv == nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no ClickHouse server (Debian package %s): %v", chtest.DebianPackage, srvErr)
-		}
-		t.Skipf("no ClickHouse server (Debian package %s): %v", chtest.DebianPackage, srvErr)
-	}
-	return srv
-}
+// server returns the shared server, skipping (or failing in CI) without one.
+func server(t testing.TB) *chtest.Server { return shared.Server(t) }
 
 // newDB returns a fresh database name.
 func newDB() string { return fmt.Sprintf("chstore_t%d", dbCount.Add(1)) }
