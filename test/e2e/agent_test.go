@@ -178,21 +178,7 @@ targets:
 	time.Sleep(3 * agentPollInterval) // a few readings after the drain
 
 	// Count: the raw samples of one series over the whole window.
-	ts := rawSamples(t, srv, reader.secret, series+"[10m]")
-	cv := srv.queryVector(t, reader.secret, "count_over_time("+series+"[10m])")
-	if len(ts) < 2 || len(cv) != 1 {
-		t.Fatalf("got %d samples, count_over_time %v", len(ts), cv)
-	}
-	distinct := map[int64]bool{}
-	for _, x := range ts {
-		distinct[x] = true
-	}
-	if len(distinct) != len(ts) || int(cv[0].Value.V) != len(ts) {
-		t.Errorf("samples %d, distinct timestamps %d, count_over_time %v: want all equal", len(ts), len(distinct), cv[0].Value.V)
-	}
-	if !slices.IsSorted(ts) {
-		t.Error("samples not in time order")
-	}
+	ts := storedOnce(t, srv, reader.secret, series, 2)
 	limit := 2 * agentPollInterval.Milliseconds()
 	restartGap := 0
 	inOutage := 0
@@ -225,12 +211,36 @@ targets:
 		t.Errorf("%d samples taken during the %s outage, want at least %d", inOutage, outage.Round(time.Millisecond), minOutage)
 	}
 	span := time.Duration(ts[len(ts)-1]-ts[0]) * time.Millisecond
-	t.Logf("series %s: %d samples (%d distinct, count_over_time %v) over %s = %.1f polls at %s; %v before the outage, %d taken during the %s outage, %v pending in the queue before the server returned, drained in %s",
-		series, len(ts), len(distinct), cv[0].Value.V, span.Round(time.Millisecond), float64(span)/float64(agentPollInterval)+1,
+	t.Logf("series %s: %d samples, each stored once, over %s = %.1f polls at %s; %v before the outage, %d taken during the %s outage, %v pending in the queue before the server returned, drained in %s",
+		series, len(ts), span.Round(time.Millisecond), float64(span)/float64(agentPollInterval)+1,
 		agentPollInterval, phase1, inOutage, outage.Round(time.Millisecond), pendingBefore, drained.Round(time.Millisecond))
 
 	a2.stop(t)
 	if a2.waitErr != nil {
 		t.Errorf("agent-2 did not exit 0 on SIGTERM: %v", a2.waitErr)
 	}
+}
+
+// storedOnce returns the timestamps of the raw samples of one series over
+// the last 10 minutes (at least min of them), failing the test unless every
+// one is stored exactly once (distinct timestamps, equal to count_over_time)
+// and in time order.
+func storedOnce(t *testing.T, s *server, token, series string, min int) []int64 {
+	t.Helper()
+	ts := rawSamples(t, s, token, series+"[10m]")
+	cv := s.queryVector(t, token, "count_over_time("+series+"[10m])")
+	if len(ts) < min || len(cv) != 1 {
+		t.Fatalf("got %d samples, count_over_time %v", len(ts), cv)
+	}
+	distinct := map[int64]bool{}
+	for _, x := range ts {
+		distinct[x] = true
+	}
+	if len(distinct) != len(ts) || int(cv[0].Value.V) != len(ts) {
+		t.Errorf("samples %d, distinct timestamps %d, count_over_time %v: every reading must be stored exactly once", len(ts), len(distinct), cv[0].Value.V)
+	}
+	if !slices.IsSorted(ts) {
+		t.Error("samples not in time order")
+	}
+	return ts
 }

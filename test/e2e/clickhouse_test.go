@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -113,21 +112,7 @@ targets:
 	drained := time.Since(outageEnd)
 	time.Sleep(3 * agentPollInterval)
 
-	ts := rawSamples(t, srv, reader.secret, series+"[10m]")
-	cv := srv.queryVector(t, reader.secret, "count_over_time("+series+"[10m])")
-	if len(ts) < 10 || len(cv) != 1 {
-		t.Fatalf("got %d samples, count_over_time %v", len(ts), cv)
-	}
-	distinct := map[int64]bool{}
-	for _, x := range ts {
-		distinct[x] = true
-	}
-	if len(distinct) != len(ts) || int(cv[0].Value.V) != len(ts) {
-		t.Errorf("samples %d, distinct timestamps %d, count_over_time %v: every reading must be stored exactly once", len(ts), len(distinct), cv[0].Value.V)
-	}
-	if !slices.IsSorted(ts) {
-		t.Error("samples not in time order")
-	}
+	ts := storedOnce(t, srv, reader.secret, series, 10)
 	limit := 2 * agentPollInterval.Milliseconds()
 	inOutage := 0
 	for i, x := range ts {
