@@ -119,7 +119,23 @@ func floorDiv(a, b int64) int64 {
 }
 
 // TrackLate wraps s so that every committed late sample is recorded in l.
-func TrackLate(s Store, l *LateWrites) Store { return &lateStore{Store: s, late: l} }
+func TrackLate(s Store, l *LateWrites) Store {
+	ls := &lateStore{Store: s, late: l}
+	if cq, ok := s.(storage.ChunkQueryable); ok {
+		return &lateChunkStore{lateStore: ls, cq: cq}
+	}
+	return ls
+}
+
+// lateChunkStore keeps the wrapped store's ChunkQuerier visible.
+type lateChunkStore struct {
+	*lateStore
+	cq storage.ChunkQueryable
+}
+
+func (s *lateChunkStore) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return s.cq.ChunkQuerier(mint, maxt)
+}
 
 type lateStore struct {
 	Store

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/greenloop/greenloop/web/fastrate"
 )
 
 // minStepsPerShard is the fewest steps worth a shard of their own: below it the
@@ -44,6 +47,14 @@ type rangeResult struct {
 func (s *Server) execRange(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (rangeResult, error) {
 	steps := int64(end.Sub(start)/step) + 1
 	n := shardCount(qs, steps)
+	if plan := s.fastPlan(qs); plan != nil {
+		res, err := execFast(ctx, q, plan, start, end, step, steps, n)
+		if !errors.Is(err, fastrate.ErrUnsupported) {
+			s.fastQueries.WithLabelValues("fast").Inc()
+			return res, nil
+		}
+		s.fastQueries.WithLabelValues("engine_fallback").Inc()
+	}
 	if n == 1 {
 		qry, err := s.deps.Engine.NewRangeQuery(ctx, q, opts, qs, start, end, step)
 		if err != nil {
@@ -94,19 +105,29 @@ func (s *Server) execRange(ctx context.Context, q storage.Queryable, opts promql
 		})
 	}
 	wg.Wait()
-	var out rangeResult
-	for _, r := range results {
+	var annos annotations.Annotations
+	ms := make([]promql.Matrix, len(results))
+	for i, r := range results {
 		if r.Err != nil {
 			return rangeResult{err: r.Err}, nil
 		}
-		out.annos.Merge(r.Warnings)
-	}
-	byLabels := make(map[string]int)
-	for _, r := range results {
+		annos.Merge(r.Warnings)
 		m, err := r.Matrix()
 		if err != nil {
 			return rangeResult{err: err}, nil
 		}
+		ms[i] = m
+	}
+	return rangeResult{m: mergeShards(ms), annos: annos}, nil
+}
+
+// mergeShards joins the matrices of consecutive time shards, in order, into
+// one sorted by labels. The points are copied: the shards' slices may belong
+// to the engine's pools.
+func mergeShards(ms []promql.Matrix) promql.Matrix {
+	var out rangeResult
+	byLabels := make(map[string]int)
+	for _, m := range ms {
 		for _, series := range m {
 			key := series.Metric.String()
 			if i, ok := byLabels[key]; ok {
@@ -119,5 +140,73 @@ func (s *Server) execRange(ctx context.Context, q storage.Queryable, opts promql
 		}
 	}
 	slices.SortFunc(out.m, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
-	return out, nil
+	return out.m
+}
+
+// fastPlan returns the one-pass plan of qs when the query has the shape
+// package fastrate evaluates and query.fast_rate is on; nil sends the query
+// to the engine (which also reports any syntax error).
+func (s *Server) fastPlan(qs string) *fastrate.Plan {
+	if !s.opts.Query.FastRateEnabled() {
+		return nil
+	}
+	expr, err := s.parser.ParseExpr(qs)
+	if err != nil {
+		return nil
+	}
+	plan, ok := fastrate.Compile(expr)
+	if !ok {
+		return nil
+	}
+	return plan
+}
+
+// execFast evaluates plan in n time shards in parallel, as execRange splits
+// an engine query. fastrate.ErrUnsupported comes back as the error (the
+// caller then asks the engine); other failures are in the result, as the
+// engine's are.
+func execFast(ctx context.Context, q storage.Queryable, plan *fastrate.Plan, start, end time.Time, step time.Duration, steps int64, n int) (rangeResult, error) {
+	per := (steps + int64(n) - 1) / int64(n)
+	var bounds [][2]time.Time
+	for i := int64(0); i < steps; i += per {
+		bounds = append(bounds, [2]time.Time{start.Add(time.Duration(i) * step), start.Add(time.Duration(min(i+per, steps)-1) * step)})
+	}
+	ms := make([]promql.Matrix, len(bounds))
+	errs := make([]error, len(bounds))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, b := range bounds {
+		wg.Go(func() {
+			ms[i], errs[i] = plan.Eval(ctx, q, b[0], b[1], step)
+			if errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if errors.Is(err, fastrate.ErrUnsupported) {
+			return rangeResult{}, err
+		}
+	}
+	// The shard that failed first cancels the others: report its error
+	// rather than their cancellation.
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	switch {
+	case first == nil:
+	case errors.Is(first, context.Canceled), errors.Is(first, context.DeadlineExceeded):
+		return rangeResult{err: first}, nil
+	default:
+		return rangeResult{err: promql.ErrStorage{Err: first}}, nil
+	}
+	if len(ms) == 1 {
+		return rangeResult{m: ms[0]}, nil
+	}
+	return rangeResult{m: mergeShards(ms)}, nil
 }

@@ -152,6 +152,8 @@ type Server struct {
 	rejectLog logThrottle
 	// cache keeps range-query answers over settled time; nil when off.
 	cache *resultsCache
+	// fastQueries counts range queries by evaluation path (package fastrate).
+	fastQueries *prometheus.CounterVec
 	// openAPIDoc is the served OpenAPI document once other packages added
 	// theirs (AddOpenAPI); nil serves this package's own.
 	openAPIDoc atomic.Pointer[[]byte]
@@ -253,6 +255,13 @@ func New(deps Deps, opts Options) (*Server, error) {
 		s.tls = cfg
 	}
 	m, err := newHTTPMetrics(s.reg)
+	if err != nil {
+		return nil, err
+	}
+	s.fastQueries, err = registerOrGet(s.reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "greenloop_query_fast_rate_total",
+		Help: "Range queries of the sum(rate(counter[range])) shape, by how they were evaluated: fast (one pass per series) or engine_fallback (the data held what the fast path leaves to the engine).",
+	}, []string{"path"}))
 	if err != nil {
 		return nil, err
 	}

@@ -125,7 +125,14 @@ type Query struct {
 	LookbackDelta Duration `yaml:"lookback_delta"`
 	// ResultsCache keeps range-query answers over settled time (see docs/operator.md).
 	ResultsCache ResultsCache `yaml:"results_cache"`
+	// FastRate evaluates sum(rate|increase(counter[range])) range queries in
+	// one pass per series instead of step by step, with the engine's exact
+	// arithmetic; default on. Off sends every query to the PromQL engine.
+	FastRate *bool `yaml:"fast_rate"`
 }
+
+// FastRateEnabled reports whether the one-pass rate evaluation is on (default true).
+func (q Query) FastRateEnabled() bool { return q.FastRate == nil || *q.FastRate }
 
 // ResultsCache bounds the range-query results cache.
 type ResultsCache struct {

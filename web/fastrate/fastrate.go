@@ -1,0 +1,534 @@
+// Package fastrate evaluates the commonest dashboard range query, a sum of
+// rate() or increase() over counters, in one pass over each series' samples:
+//
+//	sum [by|without (labels)] (rate|increase(metric{matchers}[range]))
+//	rate|increase(metric{matchers}[range])
+//
+// The PromQL engine evaluates such a query step by step, building a window
+// of samples per series and step, then a vector per step for the sum. Here
+// every series is read once into a flat buffer and its windows slide over it
+// with two cursors, and the per-step sums are kept in one array per group.
+// The arithmetic is the engine's own (the extrapolation of extrapolatedRate,
+// counter resets added in sample order, Kahan summation over the series in
+// the order the store returns them), so the answers are the engine's bit for
+// bit; the tests compare them point for point.
+//
+// Anything else is left to the engine: Compile refuses other shapes (offset,
+// @, anchored or smoothed selectors, metric names that the engine would
+// annotate as possibly not counters), and Eval returns ErrUnsupported when
+// the data holds native histograms.
+package fastrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/kahansum"
+)
+
+// ErrUnsupported says the data holds what this package does not evaluate
+// (native histograms); the caller evaluates the query with the engine.
+var ErrUnsupported = errors.New("fastrate: data not supported")
+
+// Plan is a compiled query of a supported shape.
+type Plan struct {
+	isRate    bool
+	sel       *parser.VectorSelector
+	rng       int64 // ms
+	rngDur    time.Duration
+	aggregate bool
+	by        bool // with aggregate: by (grouping); else without (grouping)
+	grouping  []string
+}
+
+// Compile returns the plan of expr, or false when expr is not of a supported
+// shape.
+func Compile(expr parser.Expr) (*Plan, bool) {
+	p := &Plan{}
+	expr = unparen(expr)
+	if agg, ok := expr.(*parser.AggregateExpr); ok {
+		if agg.Op != parser.SUM || agg.Param != nil {
+			return nil, false
+		}
+		for _, g := range agg.Grouping {
+			if g == labels.MetricName {
+				return nil, false
+			}
+		}
+		p.aggregate, p.by, p.grouping = true, !agg.Without, agg.Grouping
+		expr = unparen(agg.Expr)
+	}
+	call, ok := expr.(*parser.Call)
+	if !ok || len(call.Args) != 1 {
+		return nil, false
+	}
+	switch call.Func.Name {
+	case "rate":
+		p.isRate = true
+	case "increase":
+	default:
+		return nil, false
+	}
+	ms, ok := unparen(call.Args[0]).(*parser.MatrixSelector)
+	if !ok || ms.Range <= 0 {
+		return nil, false
+	}
+	vs, ok := ms.VectorSelector.(*parser.VectorSelector)
+	if !ok || vs.OriginalOffset != 0 || vs.Offset != 0 || vs.Timestamp != nil || vs.StartOrEnd != 0 || vs.Anchored || vs.Smoothed {
+		return nil, false
+	}
+	// The engine notes "possibly not a counter" for other names; this
+	// package does not reproduce annotations, so it takes only names that
+	// get none.
+	name := ""
+	for _, m := range vs.LabelMatchers {
+		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			name = m.Value
+		}
+	}
+	if !isCounterName(name) {
+		return nil, false
+	}
+	p.sel, p.rng, p.rngDur = vs, ms.Range.Milliseconds(), ms.Range
+	return p, true
+}
+
+func isCounterName(n string) bool {
+	for _, s := range []string{"_total", "_sum", "_count", "_bucket"} {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func unparen(e parser.Expr) parser.Expr {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.Expr
+	}
+}
+
+// Eval evaluates the plan from start to end (inclusive) every step, as the
+// engine's range query would, reading q. The matrix is sorted by labels.
+func (p *Plan) Eval(ctx context.Context, q storage.Queryable, start, end time.Time, step time.Duration) (promql.Matrix, error) {
+	startMs, endMs, stepMs := start.UnixMilli(), end.UnixMilli(), step.Milliseconds()
+	if stepMs <= 0 || endMs < startMs {
+		return nil, fmt.Errorf("fastrate: bad range %d..%d step %d", startMs, endMs, stepMs)
+	}
+	steps := int((endMs-startMs)/stepMs) + 1
+	// The engine's selection: samples after the first window's start, up to the last step.
+	mint, maxt := startMs-p.rng+1, endMs
+	fn := "increase"
+	if p.isRate {
+		fn = "rate"
+	}
+	hints := &storage.SelectHints{Start: mint, End: maxt, Step: stepMs, Range: p.rng, Func: fn}
+	ev := evaluator{plan: p, startMs: startMs, stepMs: stepMs, steps: steps, mint: mint, maxt: maxt}
+	// Whole chunks, where the store hands them out, are decoded here
+	// directly; otherwise (or when a series' chunks overlap) the samples
+	// come through the store's iterators.
+	if cq, ok := q.(storage.ChunkQueryable); ok {
+		m, err := p.eval(ctx, &ev, chunkSource(cq), hints)
+		if !errors.Is(err, errOverlap) {
+			return m, err
+		}
+	}
+	return p.eval(ctx, &ev, sampleSource(q), hints)
+}
+
+// errOverlap: a series' chunks overlap; its samples must be merged by the
+// store's iterators.
+var errOverlap = errors.New("fastrate: overlapping chunks")
+
+// seriesFunc calls f with each selected series' labels and a function that
+// loads its samples into an evaluator.
+type seriesFunc func(ctx context.Context, hints *storage.SelectHints, ms []*labels.Matcher,
+	f func(lset labels.Labels, load func(*evaluator) error) error) error
+
+func sampleSource(q storage.Queryable) seriesFunc {
+	return func(ctx context.Context, hints *storage.SelectHints, ms []*labels.Matcher, f func(labels.Labels, func(*evaluator) error) error) error {
+		qr, err := q.Querier(hints.Start, hints.End)
+		if err != nil {
+			return err
+		}
+		defer qr.Close()
+		set := qr.Select(ctx, false, hints, ms...)
+		var it chunkenc.Iterator
+		for set.Next() {
+			s := set.At()
+			if err := f(s.Labels(), func(e *evaluator) error {
+				it = s.Iterator(it)
+				return e.load(it)
+			}); err != nil {
+				return err
+			}
+		}
+		return set.Err()
+	}
+}
+
+func chunkSource(q storage.ChunkQueryable) seriesFunc {
+	return func(ctx context.Context, hints *storage.SelectHints, ms []*labels.Matcher, f func(labels.Labels, func(*evaluator) error) error) error {
+		qr, err := q.ChunkQuerier(hints.Start, hints.End)
+		if err != nil {
+			return err
+		}
+		defer qr.Close()
+		// Whole chunks, not trimmed (re-encoded) to the range: loadChunks
+		// skips the samples outside it.
+		h := *hints
+		h.DisableTrimming = true
+		set := qr.Select(ctx, false, &h, ms...)
+		var (
+			it  chunks.Iterator
+			cit chunkenc.Iterator
+		)
+		for set.Next() {
+			s := set.At()
+			if err := f(s.Labels(), func(e *evaluator) error {
+				it = s.Iterator(it)
+				return e.loadChunks(it, &cit)
+			}); err != nil {
+				return err
+			}
+		}
+		return set.Err()
+	}
+}
+
+// eval evaluates the plan over the series src selects.
+func (p *Plan) eval(ctx context.Context, ev *evaluator, src seriesFunc, hints *storage.SelectHints) (promql.Matrix, error) {
+	startMs, stepMs, steps := ev.startMs, ev.stepMs, ev.steps
+	var (
+		out    promql.Matrix
+		groups map[string]*group
+		order  []*group
+		b      = labels.NewBuilder(labels.EmptyLabels())
+		buf    []byte
+		n      int
+	)
+	if p.aggregate {
+		groups = map[string]*group{}
+	}
+	err := src(ctx, hints, p.sel.LabelMatchers, func(lset labels.Labels, load func(*evaluator) error) error {
+		if n++; n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := load(ev); err != nil {
+			return err
+		}
+		if len(ev.ts) < 2 {
+			return nil
+		}
+		if !p.aggregate {
+			pts := ev.rates()
+			if len(pts) > 0 {
+				b.Reset(lset)
+				b.Del(labels.MetricName)
+				out = append(out, promql.Series{Metric: b.Labels(), Floats: pts})
+			}
+			return nil
+		}
+		key, glset := p.groupLabels(lset, buf[:0], b)
+		buf = key
+		g := groups[string(key)]
+		if g == nil {
+			g = &group{metric: glset, sum: make([]float64, steps), c: make([]float64, steps), seen: make([]bool, steps)}
+			groups[string(key)] = g
+			order = append(order, g)
+		}
+		ev.addTo(g)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !p.aggregate {
+		slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
+		return out, nil
+	}
+	for _, g := range order {
+		var pts []promql.FPoint
+		for i := range steps {
+			if g.seen[i] {
+				if pts == nil {
+					pts = make([]promql.FPoint, 0, steps-i)
+				}
+				pts = append(pts, promql.FPoint{T: startMs + int64(i)*stepMs, F: g.sum[i] + g.c[i]})
+			}
+		}
+		if len(pts) > 0 {
+			out = append(out, promql.Series{Metric: g.metric, Floats: pts})
+		}
+	}
+	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
+	return out, nil
+}
+
+// groupLabels returns the key and labels of the group series lset belongs to.
+func (p *Plan) groupLabels(lset labels.Labels, buf []byte, b *labels.Builder) ([]byte, labels.Labels) {
+	b.Reset(lset)
+	if p.by {
+		b.Keep(p.grouping...)
+	} else {
+		b.Del(labels.MetricName, "__type__", "__unit__")
+		b.Del(p.grouping...)
+	}
+	out := b.Labels()
+	return out.Bytes(buf), out
+}
+
+// group is one output series of a sum: per step, the Kahan sum and its
+// compensation, and whether any series contributed.
+type group struct {
+	metric labels.Labels
+	sum, c []float64
+	seen   []bool
+}
+
+// evaluator holds one series' samples and evaluates its windows.
+type evaluator struct {
+	plan            *Plan
+	startMs, stepMs int64
+	steps           int
+	mint, maxt      int64
+	ts              []int64
+	vs              []float64
+	resets          []int     // indices i with vs[i] < vs[i-1]
+	val             []float64 // per step, the series' value (eval)
+	has             []bool    // per step, whether it has one
+}
+
+// load reads the series' float samples in [mint, maxt], stale markers left
+// out, as the engine's windows leave them out.
+func (e *evaluator) load(it chunkenc.Iterator) error {
+	e.ts, e.vs, e.resets = e.ts[:0], e.vs[:0], e.resets[:0]
+	vt := it.Seek(e.mint)
+	for ; vt != chunkenc.ValNone; vt = it.Next() {
+		if vt != chunkenc.ValFloat {
+			return ErrUnsupported
+		}
+		t, v := it.At()
+		if t > e.maxt {
+			break
+		}
+		if value.IsStaleNaN(v) {
+			continue
+		}
+		if n := len(e.vs); n > 0 && v < e.vs[n-1] {
+			e.resets = append(e.resets, n)
+		}
+		e.ts, e.vs = append(e.ts, t), append(e.vs, v)
+	}
+	return it.Err()
+}
+
+// loadChunks reads the series' float samples in [mint, maxt] from its
+// chunks, as load does from its sample iterator. Chunks that overlap send
+// the caller to the sample path (errOverlap); chunks of native histograms
+// to the engine (ErrUnsupported).
+func (e *evaluator) loadChunks(it chunks.Iterator, cit *chunkenc.Iterator) error {
+	e.ts, e.vs, e.resets = e.ts[:0], e.vs[:0], e.resets[:0]
+	for it.Next() {
+		m := it.At()
+		if m.MaxTime < e.mint || m.MinTime > e.maxt {
+			continue
+		}
+		if m.Chunk == nil {
+			return errOverlap // not populated: let the store's iterators read it
+		}
+		if m.Chunk.Encoding() != chunkenc.EncXOR {
+			return ErrUnsupported
+		}
+		if n := len(e.ts); n > 0 && m.MinTime <= e.ts[n-1] {
+			return errOverlap
+		}
+		*cit = m.Chunk.Iterator(*cit)
+		vt := (*cit).Seek(e.mint)
+		for ; vt == chunkenc.ValFloat; vt = (*cit).Next() {
+			t, v := (*cit).At()
+			if t > e.maxt {
+				break
+			}
+			if value.IsStaleNaN(v) {
+				continue
+			}
+			if n := len(e.ts); n > 0 {
+				if t <= e.ts[n-1] {
+					return errOverlap
+				}
+				if v < e.vs[n-1] {
+					e.resets = append(e.resets, n)
+				}
+			}
+			e.ts, e.vs = append(e.ts, t), append(e.vs, v)
+		}
+		if vt != chunkenc.ValNone && vt != chunkenc.ValFloat {
+			return ErrUnsupported
+		}
+		if err := (*cit).Err(); err != nil {
+			return err
+		}
+	}
+	return it.Err()
+}
+
+// eval computes the value rate() or increase() gives at every step whose
+// window holds at least two samples into e.val, and marks those steps in
+// e.has.
+func (e *evaluator) eval() {
+	if cap(e.val) < e.steps {
+		e.val, e.has = make([]float64, e.steps), make([]bool, e.steps)
+	}
+	e.val, e.has = e.val[:e.steps], e.has[:e.steps]
+	clear(e.has)
+	var (
+		lo, hi, r int
+		n         = len(e.ts)
+		rng       = e.plan.rng
+		m         extrapolation
+	)
+	m.key.count = -1
+	for i := range e.steps {
+		ts := e.startMs + int64(i)*e.stepMs
+		for hi < n && e.ts[hi] <= ts {
+			hi++
+		}
+		rangeStart := ts - rng
+		for lo < hi && e.ts[lo] <= rangeStart {
+			lo++
+		}
+		if hi-lo < 2 {
+			continue
+		}
+		e.has[i] = true
+		first, last := lo, hi-1
+		result := e.vs[last] - e.vs[first]
+		// Counter resets inside the window, added in sample order as the engine does.
+		for r < len(e.resets) && e.resets[r] <= first {
+			r++
+		}
+		for k := r; k < len(e.resets) && e.resets[k] <= last; k++ {
+			result += e.vs[e.resets[k]-1]
+		}
+		firstT, lastT := e.ts[first], e.ts[last]
+		if k := (windowShape{firstT - rangeStart, ts - lastT, lastT - firstT, last - first}); k != m.key {
+			m.set(k, e.plan)
+		}
+		factor := m.factor
+		// The engine's zero point of the counter: when the counter,
+		// extrapolated backwards, reaches zero sooner than the start of the
+		// range, it starts there. Most windows are far from it, which one
+		// multiplication tells without the division (values in the normal
+		// range only, so that the bound is safe).
+		if v0 := e.vs[first]; result > 0 && v0 >= 0 && !(result >= 0x1p-1000 && v0 > result*m.zeroBound) {
+			if durationToZero := m.sampledInterval * (v0 / result); durationToZero < m.durationToStart {
+				factor = m.factorFrom(durationToZero, e.plan)
+			}
+		}
+		e.val[i] = result * factor
+	}
+}
+
+// windowShape is what extrapolatedRate's arithmetic depends on besides the
+// values: the durations from the range's start to the first sample, from
+// the last sample to the range's end and between them (ms), and the number
+// of intervals. Regular series have one shape at almost every step.
+type windowShape struct {
+	toStart, toEnd, span int64
+	count                int
+}
+
+// extrapolation is the engine's extrapolation for one window shape,
+// computed in the engine's order of operations so that the results are the
+// same to the bit.
+type extrapolation struct {
+	key                                             windowShape
+	sampledInterval, durationToStart, durationToEnd float64
+	// factor applies when the counter's zero point is not nearer than
+	// durationToStart; zeroBound is a safe bound on v0/result below which
+	// it may be (twice durationToStart / sampledInterval).
+	factor, zeroBound float64
+}
+
+func (m *extrapolation) set(k windowShape, p *Plan) {
+	m.key = k
+	durationToStart := float64(k.toStart) / 1000
+	durationToEnd := float64(k.toEnd) / 1000
+	m.sampledInterval = float64(k.span) / 1000
+	averageDurationBetweenSamples := m.sampledInterval / float64(k.count)
+	extrapolationThreshold := averageDurationBetweenSamples * 1.1
+	if durationToStart >= extrapolationThreshold {
+		durationToStart = averageDurationBetweenSamples / 2
+	}
+	if durationToEnd >= extrapolationThreshold {
+		durationToEnd = averageDurationBetweenSamples / 2
+	}
+	m.durationToStart, m.durationToEnd = durationToStart, durationToEnd
+	m.factor = m.factorFrom(durationToStart, p)
+	m.zeroBound = 2 * durationToStart / m.sampledInterval
+	if m.sampledInterval == 0 || math.IsNaN(m.zeroBound) {
+		m.zeroBound = math.Inf(1)
+	}
+}
+
+func (m *extrapolation) factorFrom(durationToStart float64, p *Plan) float64 {
+	factor := 1.0
+	if m.sampledInterval != 0 {
+		factor = (m.sampledInterval + durationToStart + m.durationToEnd) / m.sampledInterval
+	}
+	if p.isRate {
+		factor /= p.rngDur.Seconds()
+	}
+	return factor
+}
+
+// rates returns the series' points.
+func (e *evaluator) rates() []promql.FPoint {
+	e.eval()
+	var pts []promql.FPoint
+	for i, ok := range e.has {
+		if ok {
+			if pts == nil {
+				pts = make([]promql.FPoint, 0, e.steps-i)
+			}
+			pts = append(pts, promql.FPoint{T: e.startMs + int64(i)*e.stepMs, F: e.val[i]})
+		}
+	}
+	return pts
+}
+
+// addTo adds the series' values into g, step by step, as the engine's sum
+// does: the first value of a step starts its sum, later ones are added with
+// Kahan compensation.
+func (e *evaluator) addTo(g *group) {
+	e.eval()
+	for i, ok := range e.has {
+		if !ok {
+			continue
+		}
+		if !g.seen[i] {
+			g.seen[i], g.sum[i], g.c[i] = true, e.val[i], 0
+			continue
+		}
+		g.sum[i], g.c[i] = kahansum.Inc(e.val[i], g.sum[i], g.c[i])
+	}
+}
