@@ -290,3 +290,36 @@ func (s *FileSnapshotStore) List(ctx context.Context, tenant, site string, year 
 	})
 	return out, nil
 }
+
+// All returns every complete snapshot of every tenant, with its JSON
+// checked against its hash (for copying them elsewhere).
+func (s *FileSnapshotStore) All(ctx context.Context) ([]Snapshot, error) {
+	tenants, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshots %s: %w", s.dir, err)
+	}
+	var out []Snapshot
+	for _, t := range tenants {
+		if !t.IsDir() || !idRe.MatchString(t.Name()) {
+			continue
+		}
+		ids, err := os.ReadDir(filepath.Join(s.dir, t.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("snapshots: %w", err)
+		}
+		for _, id := range ids {
+			if !id.IsDir() || !snapshotIDRe.MatchString(id.Name()) {
+				continue
+			}
+			snap, err := s.Get(ctx, t.Name(), id.Name())
+			if errors.Is(err, ErrSnapshotNotFound) {
+				continue // being written
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, snap)
+		}
+	}
+	return out, nil
+}

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -327,4 +328,50 @@ func writeFileAtomic(path string, data []byte) error {
 		d.Close()
 	}
 	return nil
+}
+
+// All returns the entries of every tenant, site and year the store holds
+// (for copying them elsewhere), in path order.
+func (s *FileInputStore) All(ctx context.Context) ([]Inputs, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Inputs
+	tenants, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("report inputs %s: %w", s.dir, err)
+	}
+	for _, t := range tenants {
+		if !t.IsDir() || !idRe.MatchString(t.Name()) {
+			continue
+		}
+		sites, err := os.ReadDir(filepath.Join(s.dir, t.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("report inputs: %w", err)
+		}
+		for _, st := range sites {
+			if !st.IsDir() {
+				continue
+			}
+			years, err := os.ReadDir(filepath.Join(s.dir, t.Name(), st.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("report inputs: %w", err)
+			}
+			for _, y := range years {
+				ys, ok := strings.CutSuffix(y.Name(), ".json")
+				year, err := strconv.Atoi(ys)
+				if !ok || err != nil || y.IsDir() || checkKey(t.Name(), st.Name(), year) != nil {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				in, err := s.read(t.Name(), st.Name(), year)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, in)
+			}
+		}
+	}
+	return out, nil
 }

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -17,6 +19,8 @@ import (
 	ptsdb "github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/greenloop/greenloop/accounting/report"
+	"github.com/greenloop/greenloop/accounting/report/chstore"
 	"github.com/greenloop/greenloop/ingest/clickhouse"
 	"github.com/greenloop/greenloop/internal/config"
 )
@@ -169,6 +173,72 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "; %d native-histogram samples left out (ClickHouse stores floats)", total.hist)
 	}
 	fmt.Fprintln(stdout)
+	return migrateReports(ctx, abs, ch, log, stdout)
+}
+
+// migrateReports copies the EU report's operator entries (with who entered
+// them and when) and its frozen snapshots from the data directory's file
+// stores into ClickHouse, where every server reads them. Both copies skip
+// what ClickHouse already holds, so a second run adds nothing.
+func migrateReports(ctx context.Context, dataDir string, ch *clickhouse.Store, log *slog.Logger, stdout io.Writer) error {
+	inDir, snapDir := reportDirs(config.Server{DataDir: dataDir})
+	if _, err := os.Stat(filepath.Dir(inDir)); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintln(stdout, "report inputs and snapshots: none in the data directory")
+		return nil
+	}
+	if _, err := os.Stat(inDir); err == nil {
+		files, err := report.NewFileInputStore(inDir, nil, nil, log)
+		if err != nil {
+			return err
+		}
+		all, err := files.All(ctx)
+		if err != nil {
+			return fmt.Errorf("read report inputs: %w", err)
+		}
+		to, err := chstore.NewInputStore(ctx, ch.Conn(), ch.Database(), nil, nil, log)
+		if err != nil {
+			return err
+		}
+		entries, added := 0, 0
+		for _, in := range all {
+			for _, h := range in.Fields {
+				entries += len(h)
+			}
+			n, err := to.Import(ctx, in)
+			if err != nil {
+				return fmt.Errorf("copy report inputs of %s/%s/%d: %w (run again to resume)", in.Tenant, in.Site, in.Year, err)
+			}
+			added += n
+		}
+		fmt.Fprintf(stdout, "report inputs: %d entries of %d site-year(s), %d copied, %d already in ClickHouse\n", entries, len(all), added, entries-added)
+	}
+	if _, err := os.Stat(snapDir); err == nil {
+		files, err := report.NewFileSnapshotStore(snapDir, log)
+		if err != nil {
+			return err
+		}
+		all, err := files.All(ctx)
+		if err != nil {
+			return fmt.Errorf("read report snapshots: %w", err)
+		}
+		to, err := chstore.NewSnapshotStore(ctx, ch.Conn(), ch.Database(), log)
+		if err != nil {
+			return err
+		}
+		copied := 0
+		for _, snap := range all {
+			if _, err := to.Get(ctx, snap.Tenant, snap.ID); err == nil {
+				continue
+			} else if !errors.Is(err, report.ErrSnapshotNotFound) {
+				return fmt.Errorf("snapshot %s: %w", snap.ID, err)
+			}
+			if err := to.Save(ctx, snap); err != nil {
+				return fmt.Errorf("copy snapshot %s: %w (run again to resume)", snap.ID, err)
+			}
+			copied++
+		}
+		fmt.Fprintf(stdout, "report snapshots: %d, %d copied, %d already in ClickHouse\n", len(all), copied, len(all)-copied)
+	}
 	return nil
 }
 
