@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/kahansum"
 )
 
 func TestCompile(t *testing.T) {
@@ -404,5 +405,26 @@ func TestOutOfOrderChunks(t *testing.T) {
 	}
 	if err := sameMatrix(want, got); err != nil {
 		t.Error(err)
+	}
+}
+
+// kahanInc must be Prometheus' kahansum.Inc to the bit, on ordinary sums,
+// cancellation, overflow to infinity and NaN.
+func TestKahanIncIsPrometheus(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	vals := []float64{0, 1, -1, 1e16, -1e16, 1e-300, math.MaxFloat64, -math.MaxFloat64, math.Inf(1), math.Inf(-1), math.NaN(), 0.1, 3}
+	for range 20000 {
+		vals = append(vals, (r.Float64()-0.5)*math.Pow(10, float64(r.IntN(40)-20)))
+	}
+	same := func(a, b float64) bool {
+		return math.Float64bits(a) == math.Float64bits(b) || (math.IsNaN(a) && math.IsNaN(b))
+	}
+	for i := 0; i+2 < len(vals); i++ {
+		inc, sum, c := vals[i], vals[i+1], vals[i+2]*1e-17
+		ws, wc := kahansum.Inc(inc, sum, c)
+		gs, gc := kahanInc(inc, sum, c)
+		if !same(ws, gs) || !same(wc, gc) {
+			t.Fatalf("kahanInc(%v, %v, %v) = %v, %v; kahansum.Inc %v, %v", inc, sum, c, gs, gc, ws, wc)
+		}
 	}
 }
