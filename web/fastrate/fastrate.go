@@ -312,6 +312,7 @@ type evaluator struct {
 	ts              []int64
 	vs              []float64
 	resets          []int     // indices i with vs[i] < vs[i-1]
+	scratch         []byte    // decodeXOR\'s padded copy of a chunk
 	val             []float64 // per step, the series' value (eval)
 	has             []bool    // per step, whether it has one
 }
@@ -340,6 +341,39 @@ func (e *evaluator) load(it chunkenc.Iterator) error {
 	return it.Err()
 }
 
+// appendDecoded appends the samples of an XOR chunk's bytes in [mint,
+// maxt], stale markers left out and counter resets noted, as loadChunks
+// does sample by sample.
+func (e *evaluator) appendDecoded(data []byte) error {
+	from := len(e.ts)
+	var err error
+	e.ts, e.vs, err = decodeXOR(data, e.mint, e.maxt, e.ts, e.vs, &e.scratch)
+	if err != nil {
+		return err
+	}
+	// Drop stale markers (rare), check the order against what came before,
+	// note resets.
+	k := from
+	for i := from; i < len(e.ts); i++ {
+		t, v := e.ts[i], e.vs[i]
+		if value.IsStaleNaN(v) {
+			continue
+		}
+		if k > 0 {
+			if t <= e.ts[k-1] {
+				return errOverlap
+			}
+			if v < e.vs[k-1] {
+				e.resets = append(e.resets, k)
+			}
+		}
+		e.ts[k], e.vs[k] = t, v
+		k++
+	}
+	e.ts, e.vs = e.ts[:k], e.vs[:k]
+	return nil
+}
+
 // loadChunks reads the series' float samples in [mint, maxt] from its
 // chunks, as load does from its sample iterator. Chunks that overlap send
 // the caller to the sample path (errOverlap); chunks of native histograms
@@ -359,6 +393,14 @@ func (e *evaluator) loadChunks(it chunks.Iterator, cit *chunkenc.Iterator) error
 		}
 		if n := len(e.ts); n > 0 && m.MinTime <= e.ts[n-1] {
 			return errOverlap
+		}
+		// Immutable chunks (blocks, the head's full ones) are decoded here;
+		// the head's open chunk, still being appended to, by its iterator.
+		if xc, ok := m.Chunk.(*chunkenc.XORChunk); ok {
+			if err := e.appendDecoded(xc.Bytes()); err != nil {
+				return err
+			}
+			continue
 		}
 		*cit = m.Chunk.Iterator(*cit)
 		vt := (*cit).Seek(e.mint)
