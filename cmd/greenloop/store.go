@@ -39,6 +39,9 @@ func openStore(ctx context.Context, cfg config.Server, reg prometheus.Registerer
 			Addrs: c.Addrs, Database: c.Database, Username: c.Username, Password: password, Cluster: c.Cluster,
 			Retention: c.Retention.D(), MinuteRetention: c.MinuteRetention.D(), HourRetention: c.HourRetention.D(),
 			BatchSize: c.BatchSize, FlushInterval: c.FlushInterval.D(), WriteTimeout: c.WriteTimeout.D(),
+			AsyncInsert: c.AsyncInsert, Buffer: clickhouse.BufferOptions{Enabled: c.Buffer.Enabled, Layers: c.Buffer.Layers,
+				MinTime: c.Buffer.MinTime.D(), MaxTime: c.Buffer.MaxTime.D(), MinRows: c.Buffer.MinRows, MaxRows: c.Buffer.MaxRows,
+				MinBytes: int64(c.Buffer.MinBytes), MaxBytes: int64(c.Buffer.MaxBytes)},
 			LookbackDelta: cfg.Query.LookbackDelta.D(), Logger: log.With("component", "clickhouse"),
 		})
 		if err != nil {

@@ -212,10 +212,14 @@ func (s *Store) flusher() {
 // write inserts the batch's new series, then its samples.
 func (s *Store) write(batch []*flushReq) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.WriteTimeout)
-	defer cancel()
-	if s.opts.Cluster != "" {
-		// Return only once every shard has the rows.
-		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+	// Cancelled a moment after, not at once: clickhouse-go's batch Send
+	// watches the context from a goroutine that, when the context ends just
+	// as Send returns, may still close the connection after it went back to
+	// the pool, failing the next query on it with "use of closed network
+	// connection" (clickhouse-go PR #2032). A second later it has long exited.
+	defer time.AfterFunc(watchdogGrace, cancel)
+	if st := s.insertSettings(); len(st) > 0 {
+		ctx = ch.Context(ctx, ch.WithSettings(st))
 	}
 	var series []seriesRow
 	seen := map[uint64]struct{}{}
@@ -259,6 +263,25 @@ func (s *Store) write(batch []*flushReq) error {
 	return nil
 }
 
+// watchdogGrace is how long an INSERT's context outlives the INSERT (see write).
+const watchdogGrace = time.Second
+
+// insertSettings are the settings of every INSERT.
+func (s *Store) insertSettings() ch.Settings {
+	st := ch.Settings{}
+	if s.opts.Cluster != "" {
+		// Return only once every shard has the rows.
+		st["insert_distributed_sync"] = 1
+	}
+	if s.async {
+		// The server gathers concurrent INSERTs into one part and answers
+		// each once that part is written: acknowledged still means stored.
+		st["async_insert"] = 1
+		st["wait_for_async_insert"] = 1
+	}
+	return st
+}
+
 func (s *Store) insertSeries(ctx context.Context, rows []seriesRow) error {
 	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.t.q(tblSeries)+" (series_id, metric, label_names, label_values, created_ms)")
 	if err != nil {
@@ -279,7 +302,7 @@ func (s *Store) insertSeries(ctx context.Context, rows []seriesRow) error {
 }
 
 func (s *Store) insertSamples(ctx context.Context, ids []uint64, ts []int64, vals []float64) error {
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.t.q(tblSamples)+" (series_id, ts, value)")
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.t.q(s.samples)+" (series_id, ts, value)")
 	if err != nil {
 		return err
 	}

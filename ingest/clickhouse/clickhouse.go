@@ -44,15 +44,28 @@ type Options struct {
 	// It is never shorter than MinuteRetention.
 	HourRetention time.Duration
 	// RetentionInterval is how often old partitions are dropped on servers
-	// without TTL; zero means one hour.
+	// without TTL, and series left without samples in any table (raw or
+	// rollup) are deleted; zero means one hour.
 	RetentionInterval time.Duration
 	// BatchSize is the most rows one INSERT carries; larger commits are split.
 	// Zero means 100,000.
 	BatchSize int
 	// FlushInterval is how long a commit waits for concurrent commits to share
-	// its INSERT (ClickHouse prefers few large inserts); zero means 5 ms, a
-	// negative value sends each commit at once.
+	// its INSERT (ClickHouse prefers few large inserts); zero means 5 ms (1 ms
+	// with Buffer, which gathers rows on the server), a negative value sends
+	// each commit at once.
 	FlushInterval time.Duration
+	// AsyncInsert is "auto" (empty: the same), "on" or "off": whether sample
+	// INSERTs carry async_insert=1 and wait_for_async_insert=1, so that the
+	// server gathers concurrent small INSERTs into one part and answers each
+	// once that part is written (the acknowledgement still means stored).
+	// auto uses it on servers that gather native-protocol INSERTs (23.10 and
+	// later) unless Buffer is enabled; on fails at Open on servers before 21.11.
+	AsyncInsert string
+	// Buffer puts a Buffer table in front of the samples table (see
+	// BufferOptions: faster on servers without async_insert, but rows only in
+	// the buffer's memory are lost if the server crashes).
+	Buffer BufferOptions
 	// WriteTimeout bounds one INSERT, connection included; zero means 10 s. A
 	// commit that runs past it fails with ErrUnavailable.
 	WriteTimeout time.Duration
@@ -94,6 +107,12 @@ type Store struct {
 
 	knownMu sync.RWMutex
 	known   map[uint64]struct{} // series ids whose series row is stored
+
+	// async: sample INSERTs carry async_insert=1, wait_for_async_insert=1.
+	async bool
+	// samples is the table sample INSERTs and raw reads go to: samples, or
+	// samples_buffer with Options.Buffer.
+	samples string
 
 	// rollupReads counts the Selects answered from each rollup (index in rollupBuckets).
 	rollupReads [2]atomic.Uint64
@@ -143,12 +162,25 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.FlushInterval == 0 {
 		o.FlushInterval = 5 * time.Millisecond
+		if o.Buffer.Enabled {
+			o.FlushInterval = time.Millisecond
+		}
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
+	}
+	// The mode and its combination with Buffer (the server's part is checked in setup).
+	if _, _, err := chooseAsyncInsert(o.AsyncInsert, o.Buffer.Enabled, features{AsyncInsert: true, AsyncInsertNative: true}, ""); err != nil {
+		return nil, fmt.Errorf("clickhouse store: %w", err)
+	}
+	if o.Buffer.Enabled {
+		o.Buffer = o.Buffer.withDefaults()
+		if err := o.Buffer.check(o.BatchSize); err != nil {
+			return nil, fmt.Errorf("clickhouse store: %w", err)
+		}
 	}
 	if o.LookbackDelta <= 0 {
 		o.LookbackDelta = 5 * time.Minute
@@ -160,14 +192,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	s := &Store{
-		t:     tables{db: quoteIdent(o.Database), cluster: o.Cluster},
-		opts:  o,
-		ret:   retention{raw: o.Retention, minute: o.MinuteRetention, hour: o.HourRetention},
-		log:   o.Logger,
-		now:   o.Now,
-		known: map[uint64]struct{}{},
-		reqs:  make(chan *flushReq),
-		stop:  make(chan struct{}),
+		t:       tables{db: quoteIdent(o.Database), cluster: o.Cluster},
+		opts:    o,
+		ret:     retention{raw: o.Retention, minute: o.MinuteRetention, hour: o.HourRetention},
+		log:     o.Logger,
+		now:     o.Now,
+		known:   map[uint64]struct{}{},
+		samples: tblSamples,
+		reqs:    make(chan *flushReq),
+		stop:    make(chan struct{}),
 	}
 	var err error
 	if s.conn, err = s.dial(o.Addrs); err != nil {
@@ -227,10 +260,32 @@ func (s *Store) setup(ctx context.Context) error {
 		if err != nil {
 			return classify(fmt.Errorf("clickhouse store: migrate %s on %s: %w", s.opts.Database, s.addr(i), err))
 		}
-		s.log.Info("clickhouse schema ready", "addr", s.addr(i), "version", fmt.Sprintf("%d.%d.%d", v.Version.Major, v.Version.Minor, v.Version.Patch),
-			"database", s.opts.Database, "applied_migrations", applied, "codecs", f.Codecs, "ttl", f.TTL)
+		version := fmt.Sprintf("%d.%d.%d", v.Version.Major, v.Version.Minor, v.Version.Patch)
+		if s.opts.Buffer.Enabled {
+			replaced, err := ensureBuffer(ctx, c, s.t, s.opts.Buffer)
+			if err != nil {
+				return classify(fmt.Errorf("clickhouse store: buffer table on %s: %w", s.addr(i), err))
+			}
+			if replaced {
+				s.log.Info("clickhouse buffer table replaced with new thresholds", "addr", s.addr(i))
+			}
+			s.samples = tblBuffer
+		}
+		if i == 0 {
+			use, warn, err := chooseAsyncInsert(s.opts.AsyncInsert, s.opts.Buffer.Enabled, f, version)
+			if err != nil {
+				return fmt.Errorf("clickhouse store: %s: %w", s.addr(i), err)
+			}
+			if warn != "" {
+				s.log.Warn("clickhouse async_insert has no effect", "addr", s.addr(i), "reason", warn)
+			}
+			s.async = use
+		}
+		s.log.Info("clickhouse schema ready", "addr", s.addr(i), "version", version,
+			"database", s.opts.Database, "applied_migrations", applied, "codecs", f.Codecs, "ttl", f.TTL,
+			"async_insert", s.async, "buffer", s.opts.Buffer.Enabled)
 	}
-	return s.applyRetention(ctx)
+	return s.applyRetention(ctx, true)
 }
 
 func (s *Store) addr(i int) string {
@@ -240,23 +295,40 @@ func (s *Store) addr(i int) string {
 	return fmt.Sprint(s.opts.Addrs)
 }
 
-// applyRetention sets TTLs (newer servers) or drops old partitions (older ones) on every server.
-func (s *Store) applyRetention(ctx context.Context) error {
+// applyRetention enforces retention on every server: it sets the TTLs
+// (newer servers, when setTTL: at Open) or drops old partitions (older
+// servers), then deletes the series rows left without samples in any table.
+func (s *Store) applyRetention(ctx context.Context, setTTL bool) error {
+	defer func() {
+		// A series pruned here (or by another greenloop sharing the database)
+		// must be stored again if it reports again: forget what is stored.
+		s.knownMu.Lock()
+		s.known = map[uint64]struct{}{}
+		s.knownMu.Unlock()
+	}()
 	for i, c := range s.shards {
-		if s.f.TTL {
+		switch {
+		case s.f.TTL && setTTL:
 			for _, stmt := range retentionTTL(s.t, s.ret) {
 				if err := c.Exec(ctx, stmt); err != nil {
 					return classify(fmt.Errorf("clickhouse store: set TTL on %s: %w", s.addr(i), err))
 				}
 			}
-			continue
+		case !s.f.TTL:
+			dropped, err := dropOldPartitions(ctx, c, s.t, s.ret, s.now())
+			if err != nil {
+				return classify(fmt.Errorf("clickhouse store: retention on %s: %w", s.addr(i), err))
+			}
+			if len(dropped) > 0 {
+				s.log.Info("clickhouse retention dropped partitions", "addr", s.addr(i), "partitions", dropped)
+			}
 		}
-		dropped, err := dropOldPartitions(ctx, c, s.t, s.ret, s.now())
+		n, err := pruneSeries(ctx, c, s.t, s.samples, s.now())
 		if err != nil {
-			return classify(fmt.Errorf("clickhouse store: retention on %s: %w", s.addr(i), err))
+			return classify(fmt.Errorf("clickhouse store: series retention on %s: %w", s.addr(i), err))
 		}
-		if len(dropped) > 0 {
-			s.log.Info("clickhouse retention dropped partitions", "addr", s.addr(i), "partitions", dropped)
+		if n > 0 {
+			s.log.Info("clickhouse retention deleted series without samples", "addr", s.addr(i), "series", n)
 		}
 	}
 	return nil
@@ -264,9 +336,6 @@ func (s *Store) applyRetention(ctx context.Context) error {
 
 func (s *Store) retentionLoop() {
 	defer s.wg.Done()
-	if s.f.TTL {
-		return
-	}
 	tick := time.NewTicker(s.opts.RetentionInterval)
 	defer tick.Stop()
 	for {
@@ -275,7 +344,7 @@ func (s *Store) retentionLoop() {
 			return
 		case <-tick.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if err := s.applyRetention(ctx); err != nil {
+			if err := s.applyRetention(ctx, false); err != nil {
 				s.log.Warn("clickhouse retention failed", "err", err)
 			}
 			cancel()
@@ -292,7 +361,7 @@ func (s *Store) Stats(ctx context.Context) (ingest.Stats, error) {
 		return st, classify(fmt.Errorf("clickhouse store: count series: %w", err))
 	}
 	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count(), min(ts), max(ts) FROM "+s.t.q(tblSamples)).Scan(&n, &st.MinTime, &st.MaxTime); err != nil {
+	if err := s.conn.QueryRow(ctx, "SELECT count(), min(ts), max(ts) FROM "+s.t.q(s.samples)).Scan(&n, &st.MinTime, &st.MaxTime); err != nil {
 		return st, classify(fmt.Errorf("clickhouse store: sample time range: %w", err))
 	}
 	if n == 0 {

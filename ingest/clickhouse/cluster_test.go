@@ -38,10 +38,14 @@ func TestCluster(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = s.Stop() })
 	}
-	openCluster := func(t testing.TB, db string) *clickhouse.Store {
+	openCluster := func(t testing.TB, db string, mod ...func(*clickhouse.Options)) *clickhouse.Store {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		st, err := clickhouse.Open(ctx, clickhouse.Options{Addrs: addrs, Database: db, Cluster: cluster.Name})
+		o := clickhouse.Options{Addrs: addrs, Database: db, Cluster: cluster.Name}
+		for _, f := range mod {
+			f(&o)
+		}
+		st, err := clickhouse.Open(ctx, o)
 		if err != nil {
 			t.Fatalf("open cluster store: %v", err)
 		}
@@ -50,6 +54,35 @@ func TestCluster(t *testing.T) {
 
 	t.Run("Conformance", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T, dir string) ingest.Store { return openCluster(t, dbFor(dir)) })
+	})
+
+	// With the buffer: a Buffer table on every shard in front of its local
+	// samples, a Distributed table over them; rows are read back from the
+	// shards' memory at once.
+	t.Run("Buffer", func(t *testing.T) {
+		st := openCluster(t, "buffered", withBuffer(holdBuffer))
+		defer st.Close()
+		batch, end := recentBatch()
+		mustCommit(t, st, batch)
+		mustCommit(t, st, batch) // a resend
+		if got := promInstant(t, st, "sum(count_over_time(greenloop_power_watts[15m]))", end); got != 120 {
+			t.Errorf("count through the cluster's buffers = %v, want 120", got)
+		}
+		var held uint64
+		for _, a := range addrs {
+			one, err := clickhouse.Open(context.Background(), clickhouse.Options{Addrs: []string{a}, Database: "buffered_probe"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := queryUint(t, one, "SELECT count() FROM buffered.samples_local"); n != 0 {
+				t.Errorf("shard %s: %d rows in samples_local before any flush, want 0", a, n)
+			}
+			held += queryUint(t, one, "SELECT count() FROM buffered.samples_buffer_local")
+			one.Close()
+		}
+		if held != 240 {
+			t.Errorf("the shards' buffers hold %d rows, want 240 (120 and their resend)", held)
+		}
 	})
 
 	t.Run("Sharding", func(t *testing.T) {

@@ -84,7 +84,39 @@ func (s *Store) presenceSQL(mint, maxt int64, args *[]any) string {
 		hi += time.Hour.Milliseconds() - 1
 	}
 	*args = append(*args, mint, hi)
-	return " AND series_id IN (SELECT series_id FROM " + s.t.local(tbl1h) + " WHERE bucket >= ? AND bucket <= ?)"
+	cond := "series_id IN (SELECT series_id FROM " + s.t.local(tbl1h) + " WHERE bucket >= ? AND bucket <= ?)"
+	if since, ok := s.bufferedSince(); ok {
+		// Samples may still be in the buffer's memory, not yet in the rollup:
+		// look for them in the raw samples through the Buffer table (memory
+		// and disk) where that stays cheap. Recent timestamps: parts older
+		// than since are skipped by their ts range.
+		if maxt >= since {
+			*args = append(*args, max(mint, since), maxt)
+			cond += " OR series_id IN (SELECT series_id FROM " + s.t.local(tblBuffer) + " WHERE ts >= ? AND ts <= ?)"
+		}
+		// Series greenloop stored recently, whatever their timestamps (a new
+		// series' backlog): the primary key narrows the read to them.
+		*args = append(*args, mint, maxt, s.now().Add(-2*s.opts.Buffer.MaxTime-bufferSlack).UnixMilli())
+		cond += " OR series_id IN (SELECT series_id FROM " + s.t.local(tblBuffer) + " WHERE ts >= ? AND ts <= ? AND series_id IN (SELECT series_id FROM " +
+			s.t.local(tblSeries) + " WHERE created_ms >= ?))"
+		cond = "(" + cond + ")"
+	}
+	return " AND " + cond
+}
+
+// bufferSlack covers a Buffer table's flush itself and clock skew between
+// greenloop and the agents that timestamp the samples.
+const bufferSlack = 10 * time.Second
+
+// bufferedSince is the time from which samples may still sit in the Buffer
+// table's memory, absent from the rollups (ok is false without a buffer).
+// Samples written with older timestamps (backfills, an agent's backlog) can
+// sit there too: rollup reads miss those for up to the buffer's max_time.
+func (s *Store) bufferedSince() (int64, bool) {
+	if !s.opts.Buffer.Enabled {
+		return 0, false
+	}
+	return s.now().Add(-2*s.opts.Buffer.MaxTime - bufferSlack).UnixMilli(), true
 }
 
 // seriesLabels returns the label sets of the series matching ms (and present in the range when bounded).
@@ -154,6 +186,10 @@ type rollupRead struct {
 // ending in a staleness marker stays visible up to the lookback delta.
 func (s *Store) planRollup(h *storage.SelectHints) (rollupRead, bool) {
 	if s.opts.DisableRollupReads || h == nil || h.Step <= 0 {
+		return rollupRead{}, false
+	}
+	if since, ok := s.bufferedSince(); ok && h.End >= since {
+		// The newest samples may be in the buffer, not yet in the rollups.
 		return rollupRead{}, false
 	}
 	r := rollupRead{col: "last"}
@@ -233,7 +269,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		// A resent sample that no merge has collapsed yet comes out next to its
 		// twin (same series_id and ts) and is dropped below: as exact as FINAL
 		// and 3-4 times cheaper on 18.16 (BenchmarkFinalCost).
-		query = "SELECT series_id, ts, value FROM " + q.s.t.q(tblSamples) + inSeries +
+		query = "SELECT series_id, ts, value FROM " + q.s.t.q(q.s.samples) + inSeries +
 			" AND ts >= ? AND ts <= ? ORDER BY series_id, ts"
 		args = append(args, mint, maxt)
 	}

@@ -24,6 +24,8 @@ type Bucket struct {
 	Min, Max, Avg, Last, First float64
 	// Count is the number of samples (distinct timestamps).
 	Count uint64
+	// LastTS is the time of the newest sample in ms.
+	LastTS int64
 }
 
 // RollupSeries is the buckets of one series, oldest first.
@@ -72,7 +74,7 @@ func (s *Store) Rollups(ctx context.Context, res time.Duration, from, to int64, 
 		distinct, first = "uniqExactMerge(uniq)", "argMinMerge(first)"
 	}
 	rows, err := s.conn.Query(ctx, "SELECT series_id, bucket, minMerge(min), maxMerge(max), sumMerge(sum),"+
-		" countMerge(cnt), toUInt64("+distinct+"), "+first+", argMaxMerge(last) FROM "+s.t.q(table)+
+		" countMerge(cnt), toUInt64("+distinct+"), "+first+", argMaxMerge(last), maxMerge(last_ts) FROM "+s.t.q(table)+
 		" WHERE series_id IN (SELECT series_id FROM "+s.t.local(tblSeries)+" WHERE "+cond+")"+
 		" AND bucket >= ? AND bucket <= ? GROUP BY series_id, bucket ORDER BY series_id, bucket", args...)
 	if err != nil {
@@ -88,7 +90,7 @@ func (s *Store) Rollups(ctx context.Context, res time.Duration, from, to int64, 
 			sum      float64
 			cnt, unq uint64
 		)
-		if err := rows.Scan(&id, &bk.End, &bk.Min, &bk.Max, &sum, &cnt, &unq, &bk.First, &bk.Last); err != nil {
+		if err := rows.Scan(&id, &bk.End, &bk.Min, &bk.Max, &sum, &cnt, &unq, &bk.First, &bk.Last, &bk.LastTS); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("clickhouse store: scan %s: %w", table, err)
 		}

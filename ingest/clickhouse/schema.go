@@ -19,6 +19,17 @@ type features struct {
 	Codecs bool
 	// TTL: table-level TTL expressions; without them retention drops partitions.
 	TTL bool
+	// AsyncInsert: the async_insert and wait_for_async_insert settings exist (21.11).
+	AsyncInsert bool
+	// AsyncInsertNative: async_insert also gathers data sent as native-protocol
+	// blocks, the way greenloop sends it (ClickHouse PR #54730, 23.10); before,
+	// such an INSERT is written synchronously whatever the setting says.
+	AsyncInsertNative bool
+}
+
+// atLeast reports whether major.minor is at least wantMajor.wantMinor.
+func atLeast(major, minor, wantMajor, wantMinor uint64) bool {
+	return major > wantMajor || (major == wantMajor && minor >= wantMinor)
 }
 
 // featuresFor maps a server version to its features. Codecs appeared in 19.10
@@ -26,8 +37,9 @@ type features struct {
 // on and falls back to plain columns and partition drops before that (18.16 in
 // Debian has neither).
 func featuresFor(major, minor uint64) features {
-	modern := major > 20 || (major == 20 && minor >= 1)
-	return features{Codecs: modern, TTL: modern}
+	modern := atLeast(major, minor, 20, 1)
+	return features{Codecs: modern, TTL: modern,
+		AsyncInsert: atLeast(major, minor, 21, 11), AsyncInsertNative: atLeast(major, minor, 23, 10)}
 }
 
 // tables names the tables of one database. Reads and writes go to the
@@ -58,6 +70,9 @@ const (
 	tbl1m         = "samples_1m"
 	tbl1h         = "samples_1h"
 	tblMigrations = "schema_migrations"
+	// tblBuffer is the Buffer table in front of samples (Options.Buffer); with
+	// a cluster, a Distributed table over a Buffer table on every shard.
+	tblBuffer = "samples_buffer"
 )
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -293,6 +308,43 @@ func dropOldPartitions(ctx context.Context, conn driver.Conn, t tables, r retent
 		}
 	}
 	return dropped, nil
+}
+
+// seriesGrace is how long a series row is kept before it may be pruned,
+// whatever the tables hold: its first samples may still be on their way (the
+// series row is written before them).
+const seriesGrace = 24 * time.Hour
+
+// orphanSeriesSQL is the condition on the local series table of the series
+// that no table holds a sample of any more (retention removed them all) and
+// that were stored before cutoff (ms). The rollups are checked first (small);
+// the raw samples only for the series the rollups lack (NaN-only series),
+// which the primary key narrows the read to. raw names the raw table to read
+// (the Buffer table, when there is one, covers rows still in memory).
+func orphanSeriesSQL(t tables, raw string, cutoff int64) string {
+	notInRollups := fmt.Sprintf("created_ms < %d AND series_id NOT IN (SELECT series_id FROM %s) AND series_id NOT IN (SELECT series_id FROM %s)",
+		cutoff, t.local(tbl1h), t.local(tbl1m))
+	return notInRollups + " AND series_id NOT IN (SELECT series_id FROM " + t.local(raw) +
+		" WHERE series_id IN (SELECT series_id FROM " + t.local(tblSeries) + " WHERE " + notInRollups + "))"
+}
+
+// pruneSeries deletes, on one server, the rows of the series whose samples
+// have all left every table (ALTER TABLE ... DELETE, a mutation: ClickHouse
+// 1.1.54388 and later). It returns how many series rows matched; without any,
+// it runs no mutation (which would rewrite the table's parts).
+func pruneSeries(ctx context.Context, conn driver.Conn, t tables, raw string, now time.Time) (uint64, error) {
+	cond := orphanSeriesSQL(t, raw, now.Add(-seriesGrace).UnixMilli())
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+t.local(tblSeries)+" WHERE "+cond).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count series without samples: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := conn.Exec(ctx, "ALTER TABLE "+t.local(tblSeries)+" DELETE WHERE "+cond); err != nil {
+		return 0, fmt.Errorf("delete %d series without samples: %w", n, err)
+	}
+	return n, nil
 }
 
 // recordMigration inserts m's row (a batch: 18.16 cannot take INSERT ... VALUES with binds over the native protocol).

@@ -28,7 +28,132 @@ func TestFeaturesFor(t *testing.T) {
 	f(18, 16, features{})
 	f(19, 17, features{})
 	f(20, 1, features{Codecs: true, TTL: true})
-	f(24, 8, features{Codecs: true, TTL: true})
+	f(21, 10, features{Codecs: true, TTL: true})
+	f(21, 11, features{Codecs: true, TTL: true, AsyncInsert: true})
+	f(23, 9, features{Codecs: true, TTL: true, AsyncInsert: true})
+	f(23, 10, features{Codecs: true, TTL: true, AsyncInsert: true, AsyncInsertNative: true})
+	f(24, 8, features{Codecs: true, TTL: true, AsyncInsert: true, AsyncInsertNative: true})
+}
+
+func TestChooseAsyncInsert(t *testing.T) {
+	v18, v22, v24 := featuresFor(18, 16), featuresFor(22, 8), featuresFor(24, 8)
+	for _, tc := range []struct {
+		mode     string
+		buffer   bool
+		f        features
+		use      bool
+		warn     bool
+		errMatch string
+	}{
+		{"", false, v24, true, false, ""},
+		{"auto", false, v24, true, false, ""},
+		{"auto", true, v24, false, false, ""},  // the buffer already gathers the rows
+		{"auto", false, v22, false, false, ""}, // 22.8 would write native blocks at once anyway
+		{"auto", false, v18, false, false, ""},
+		{"off", false, v24, false, false, ""},
+		{"on", false, v24, true, false, ""},
+		{"on", false, v22, true, true, ""},
+		{"on", false, v18, false, false, "has no async_insert"},
+		{"on", true, v24, false, false, "choose one"},
+		{"yes", false, v24, false, false, `"yes": want auto, on or off`},
+	} {
+		use, warn, err := chooseAsyncInsert(tc.mode, tc.buffer, tc.f, "x.y")
+		if tc.errMatch != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errMatch) {
+				t.Errorf("%q buffer=%v %+v: err %v, want %q", tc.mode, tc.buffer, tc.f, err, tc.errMatch)
+			}
+			continue
+		}
+		if err != nil || use != tc.use || (warn != "") != tc.warn {
+			t.Errorf("%q buffer=%v %+v: use %v warn %q err %v, want use %v warn %v", tc.mode, tc.buffer, tc.f, use, warn, err, tc.use, tc.warn)
+		}
+	}
+}
+
+func TestInsertSettings(t *testing.T) {
+	for _, tc := range []struct {
+		cluster string
+		async   bool
+		want    ch.Settings
+	}{
+		{"", false, ch.Settings{}},
+		{"c2", false, ch.Settings{"insert_distributed_sync": 1}},
+		{"", true, ch.Settings{"async_insert": 1, "wait_for_async_insert": 1}},
+		{"c2", true, ch.Settings{"insert_distributed_sync": 1, "async_insert": 1, "wait_for_async_insert": 1}},
+	} {
+		s := &Store{opts: Options{Cluster: tc.cluster}, async: tc.async}
+		if got := s.insertSettings(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("cluster %q async %v: %v, want %v", tc.cluster, tc.async, got, tc.want)
+		}
+	}
+}
+
+func TestBufferOptions(t *testing.T) {
+	d := BufferOptions{Enabled: true}.withDefaults()
+	if d.Layers != 4 || d.MinTime != 5*time.Second || d.MaxTime != 30*time.Second || d.MinRows != 100_000 ||
+		d.MaxRows != 1_000_000 || d.MinBytes != 1<<20 || d.MaxBytes != 100<<20 {
+		t.Errorf("defaults %+v", d)
+	}
+	if got, want := d.engine("g", "samples"), "Buffer('g', 'samples', 4, 5, 30, 100000, 1000000, 1048576, 104857600)"; got != want {
+		t.Errorf("engine %s, want %s", got, want)
+	}
+	if err := d.check(100_000); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	bad := BufferOptions{Layers: 1, MinTime: 1500 * time.Millisecond, MaxTime: time.Second, MinRows: 10, MaxRows: 5, MinBytes: 10, MaxBytes: 5}
+	err := bad.check(6)
+	for _, want := range []string{"whole seconds", "min_time 1.5s exceeds max_time 1s", "min_rows 10 exceeds max_rows 5",
+		"min_bytes 10 exceeds max_bytes 5", "batch size 6 exceeds buffer max_rows 5"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("check: %v, want %q", err, want)
+		}
+	}
+	// A definition as a server shows it (other spacing and quoting) compares equal.
+	shown := "CREATE TABLE g.samples_buffer (series_id UInt64, ts Int64, value Float64) ENGINE = Buffer(`g`,'samples',4,5,30, 100000, 1000000, 1048576, 104857600)"
+	m := bufferParamsRE.FindStringSubmatch(shown)
+	want := bufferParamsRE.FindStringSubmatch("ENGINE = " + d.engine("g", "samples"))
+	if m == nil || normalizeBufferParams(m[1]) != normalizeBufferParams(want[1]) {
+		t.Errorf("parameters of %q: %q", shown, m)
+	}
+	other := d
+	other.MaxTime = time.Minute
+	if o := bufferParamsRE.FindStringSubmatch("ENGINE = " + other.engine("g", "samples")); normalizeBufferParams(o[1]) == normalizeBufferParams(want[1]) {
+		t.Error("different max_time compares equal")
+	}
+}
+
+func TestPlanRollupBuffer(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := &Store{opts: Options{LookbackDelta: 5 * time.Minute, Buffer: BufferOptions{Enabled: true, MaxTime: 30 * time.Second}},
+		now: func() time.Time { return now }}
+	const m = int64(60_000)
+	end := now.Truncate(time.Minute).UnixMilli()
+	// Up to now: the newest samples may be in the buffer, read raw.
+	if _, ok := s.planRollup(&storage.SelectHints{Start: end - 60*m - 5*m + 1, End: end, Step: m}); ok {
+		t.Error("a range ending now read a rollup with the buffer on")
+	}
+	// Ending before the buffer's window (2 max_time + slack = 70 s): rollups.
+	if _, ok := s.planRollup(&storage.SelectHints{Start: end - 62*m - 5*m + 1, End: end - 2*m, Step: m}); !ok {
+		t.Error("a range ending 2 minutes ago did not read the rollup")
+	}
+	since := now.Add(-70 * time.Second).UnixMilli()
+	recent := " OR series_id IN (SELECT series_id FROM .`samples_buffer` WHERE ts >= ? AND ts <= ?) "
+	newSeries := " OR series_id IN (SELECT series_id FROM .`samples_buffer` WHERE ts >= ? AND ts <= ? AND series_id IN (SELECT series_id FROM .`series` WHERE created_ms >= ?)))"
+	args := []any{}
+	if sql := s.presenceSQL(end-10*m, end, &args); !strings.Contains(sql, recent) || !strings.HasSuffix(sql, newSeries) {
+		t.Errorf("presence of a recent range: %s", sql)
+	}
+	if want := []any{end - 10*m, end + 3_599_999, since, end, end - 10*m, end, since}; fmt.Sprint(args) != fmt.Sprint(want) {
+		t.Errorf("presence args %v, want %v", args, want)
+	}
+	// An old range: only new series are looked for in raw samples.
+	args = nil
+	if sql := s.presenceSQL(end-70*m, end-10*m, &args); strings.Contains(sql, recent) || !strings.HasSuffix(sql, newSeries) {
+		t.Errorf("presence of an old range: %s", sql)
+	}
+	if want := []any{end - 70*m, end - 10*m + 3_599_999, end - 70*m, end - 10*m, since}; fmt.Sprint(args) != fmt.Sprint(want) {
+		t.Errorf("presence args %v, want %v", args, want)
+	}
 }
 
 func TestMigrationDDL(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,6 +313,20 @@ func TestEnergyByHour(t *testing.T) {
 	if len(es) != 1 || len(es[0].Hours) != 1 || es[0].Hours[0].Joules != 59000 {
 		t.Errorf("first hour %+v, want 59000 J (60 readings 1 minute apart)", es)
 	}
+	// The hourly buckets carry their last sample's time (the energy
+	// accounting places the hour's readings with it): b's last reading is at 04:00.
+	rs, err := st.Rollups(context.Background(), time.Hour, base+h, base+5*h, labels.MustNewMatcher(labels.MatchEqual, "component", "facility"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || len(rs[0].Buckets) != 4 {
+		t.Fatalf("facility rollups %+v, want 4 hourly buckets", rs)
+	}
+	for i, bk := range rs[0].Buckets {
+		if want := base + int64(i+1)*h; bk.LastTS != want || bk.End != want {
+			t.Errorf("bucket %d: ends %d, last sample at %d; want both %d", i, bk.End, bk.LastTS, want)
+		}
+	}
 }
 
 // TestOutage stops ClickHouse in the middle of ingestion: Commit must fail
@@ -448,5 +463,64 @@ func TestRetentionDropsOldPartitions(t *testing.T) {
 		if n := queryUint(t, st, "SELECT count() FROM "+db+"."+c.table); n != c.want {
 			t.Errorf("%s: %d rows after retention, want %d", c.table, n, c.want)
 		}
+	}
+}
+
+// Series rows whose samples have left every table (raw and both rollups) are
+// deleted by the retention job, after a day's grace; a pruned series that
+// reports again is stored again.
+func TestRetentionPrunesSeries(t *testing.T) {
+	db := newDB(t)
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(now.Add(-48 * time.Hour).UnixMilli())
+	st := open(t, db, func(o *clickhouse.Options) {
+		o.Retention, o.MinuteRetention, o.HourRetention = 48*time.Hour, 48*time.Hour, 72*time.Hour
+		o.RetentionInterval = 200 * time.Millisecond
+		o.Now = func() time.Time { return time.UnixMilli(clock.Load()) }
+	})
+	defer st.Close()
+	ser := func(node string) labels.Labels {
+		return labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "node", node)
+	}
+	old, recent := now.Add(-60*24*time.Hour).UnixMilli(), now.Add(-time.Hour).UnixMilli()
+	// Stored two days before now: gone (a), current (b), current but NaN only,
+	// so in no rollup (c).
+	mustCommit(t, st, []sampleT{{ser("a"), old, 1}, {ser("b"), recent, 2}, {ser("c"), recent, math.NaN()}})
+	clock.Store(now.UnixMilli())
+	// Stored now, samples already past retention: within the grace (e).
+	mustCommit(t, st, []sampleT{{ser("e"), old, 3}})
+	nodes := func() []string {
+		rows, err := st.Conn().Query(context.Background(), "SELECT DISTINCT label_values[1] FROM "+db+".series")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		return out
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.Equal(nodes(), []string{"b", "c", "e"}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("series after retention: %v, want [b c e]", nodes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := queryUint(t, st, "SELECT count() FROM "+db+".samples WHERE ts = "+fmt.Sprint(old)); n != 0 {
+		t.Errorf("%d samples past retention left", n)
+	}
+	// a reports again: its series row is written again and it is queryable.
+	time.Sleep(300 * time.Millisecond) // a retention pass after the deletion forgets a
+	mustCommit(t, st, []sampleT{{ser("a"), now.Add(-time.Minute).UnixMilli(), 4}})
+	if got := promInstant(t, st, `greenloop_power_watts{node="a"}`, now.UnixMilli()); got != 4 {
+		t.Errorf("a after reporting again = %v, want 4", got)
 	}
 }

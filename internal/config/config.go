@@ -71,6 +71,70 @@ type ClickHouse struct {
 	FlushInterval Duration `yaml:"flush_interval"`
 	// WriteTimeout bounds one insert; past it the write answers 503 and the agent retries.
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// AsyncInsert is auto (default), on or off: sample inserts ask the server
+	// to gather them with other clients' (async_insert, waiting until written,
+	// so an acknowledgement still means stored). auto uses it on ClickHouse
+	// 23.10 and later unless buffer is enabled; on fails before 21.11.
+	AsyncInsert string `yaml:"async_insert"`
+	// Buffer puts a ClickHouse Buffer table in front of the samples table.
+	Buffer ClickHouseBuffer `yaml:"buffer"`
+}
+
+// ClickHouseBuffer is the opt-in Buffer table in front of the samples table:
+// faster ingest on servers without async_insert, but ClickHouse acknowledges
+// rows held in memory, lost if the server crashes before it flushes them.
+// Zero thresholds take the backend's defaults (4 layers, 5s/30s,
+// 100000/1000000 rows, 1MiB/100MiB).
+type ClickHouseBuffer struct {
+	Enabled bool `yaml:"enabled"`
+	// Layers is the number of independent buffers (num_layers).
+	Layers int `yaml:"layers"`
+	// A layer is flushed when all min_* or any max_* threshold is reached.
+	MinTime  Duration `yaml:"min_time"`
+	MaxTime  Duration `yaml:"max_time"`
+	MinRows  int64    `yaml:"min_rows"`
+	MaxRows  int64    `yaml:"max_rows"`
+	MinBytes ByteSize `yaml:"min_bytes"`
+	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+// validateCHBuffer checks the Buffer thresholds that are set (zero takes the default).
+func validateCHBuffer(b ClickHouseBuffer, batchSize int, add func(key, format string, args ...any)) {
+	const k = "storage.clickhouse.buffer."
+	if b.Layers < 0 {
+		add(k+"layers", "must not be negative, got %d", b.Layers)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"min_time", b.MinTime}, {"max_time", b.MaxTime}} {
+		if d.v < 0 || d.v.D()%time.Second != 0 {
+			add(k+d.name, "want a positive number of whole seconds, got %s", d.v)
+		}
+	}
+	if b.MinTime > 0 && b.MaxTime > 0 && b.MinTime > b.MaxTime {
+		add(k+"min_time", "%s exceeds max_time %s", b.MinTime, b.MaxTime)
+	}
+	if b.MinRows < 0 || b.MaxRows < 0 || b.MinBytes < 0 || b.MaxBytes < 0 {
+		add(k+"min_rows", "row and byte thresholds must not be negative")
+	}
+	if b.MinRows > 0 && b.MaxRows > 0 && b.MinRows > b.MaxRows {
+		add(k+"min_rows", "%d exceeds max_rows %d", b.MinRows, b.MaxRows)
+	}
+	if b.MinBytes > 0 && b.MaxBytes > 0 && b.MinBytes > b.MaxBytes {
+		add(k+"min_bytes", "%d exceeds max_bytes %d", b.MinBytes, b.MaxBytes)
+	}
+	// The backend's defaults: batch_size 100000, max_rows 1000000.
+	bs, maxRows := int64(batchSize), b.MaxRows
+	if bs == 0 {
+		bs = 100_000
+	}
+	if maxRows == 0 {
+		maxRows = 1_000_000
+	}
+	if bs > maxRows {
+		add(k+"max_rows", "%d is below batch_size %d: every insert would bypass the buffer", maxRows, bs)
+	}
 }
 
 // TSDB tunes the embedded Prometheus TSDB.
@@ -433,6 +497,17 @@ func (c *Server) Validate() error {
 		}
 		if ch.BatchSize < 0 {
 			add("storage.clickhouse.batch_size", "must not be negative, got %d", ch.BatchSize)
+		}
+		switch ch.AsyncInsert {
+		case "", "auto", "on", "off":
+		default:
+			add("storage.clickhouse.async_insert", "want auto, on or off, got %q", ch.AsyncInsert)
+		}
+		if b := ch.Buffer; b.Enabled {
+			if ch.AsyncInsert == "on" {
+				add("storage.clickhouse.async_insert", "on and buffer.enabled: choose one")
+			}
+			validateCHBuffer(b, ch.BatchSize, add)
 		}
 	default:
 		add("storage.backend", "unknown backend %q (want tsdb or clickhouse)", c.Storage.Backend)

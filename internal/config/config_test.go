@@ -121,6 +121,18 @@ func TestValidateClickHouse(t *testing.T) {
 			`storage.clickhouse.addrs[0]: want host:port, got "localhost"`, `storage.clickhouse.database: want letters`,
 			"storage.clickhouse.password: literal passwords are not allowed", "storage.clickhouse.retention: must not be negative",
 			"storage.clickhouse.batch_size: must not be negative"}},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'off', buffer: {enabled: true, layers: 2, min_time: 10s, max_time: 1m, min_rows: 50000, max_rows: 500000, min_bytes: 1MiB, max_bytes: 64MiB}}}\n", nil},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'on'}}\n", nil},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'yes'}}\n", []string{`storage.clickhouse.async_insert: want auto, on or off, got "yes"`}},
+		// Thresholds of a disabled buffer are not checked.
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], buffer: {min_time: 1500ms}}}\n", nil},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'on', buffer: {enabled: true, layers: -1, min_time: 1500ms, max_time: -1s, min_rows: 10, max_rows: 5, min_bytes: 2MiB, max_bytes: 1MiB}}}\n", []string{
+			"storage.clickhouse.async_insert: on and buffer.enabled: choose one", "storage.clickhouse.buffer.layers: must not be negative",
+			"storage.clickhouse.buffer.min_time: want a positive number of whole seconds, got 1.5s", "storage.clickhouse.buffer.max_time: want a positive number of whole seconds, got -1s",
+			"storage.clickhouse.buffer.min_rows: 10 exceeds max_rows 5", "storage.clickhouse.buffer.min_bytes: 2097152 exceeds max_bytes 1048576",
+			"storage.clickhouse.buffer.max_rows: 5 is below batch_size 100000"}},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], batch_size: 2000000, buffer: {enabled: true, min_time: 40s, max_time: 30s}}}\n", []string{
+			"storage.clickhouse.buffer.min_time: 40s exceeds max_time 30s", "storage.clickhouse.buffer.max_rows: 1000000 is below batch_size 2000000"}},
 	} {
 		c, err := Load(strings.NewReader("listen: 127.0.0.1:8080\n" + tc.yaml))
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -238,20 +239,27 @@ func TestSpreadAndSummary(t *testing.T) {
 	if sm.Ratio.Median != 0.73 || !sm.TargetMet || sm.ClientRowsPerSec.Median != 1.5e6 || sm.GreenloopRowsPerSec.Max != 1.1e6 {
 		t.Errorf("summary = %+v", sm)
 	}
-	if sm := summarize([]round{{Ratio: 0.69}}); sm.TargetMet {
-		t.Error("ratio 0.69 met the 0.70 target")
+	if sm := summarize([]round{{Ratio: 0.69}}); sm.TargetMet || sm.DurableRatio != nil {
+		t.Errorf("ratio 0.69: %+v", sm)
+	}
+	sm = summarize([]round{{Ratio: 0.9, DurableRatio: 0.5}, {Ratio: 0.8, DurableRatio: 0.4}, {Ratio: 0.7, DurableRatio: 0.6}})
+	if !sm.TargetMet || sm.Ratio.Median != 0.8 || sm.DurableRatio == nil || sm.DurableRatio.Median != 0.5 || sm.DurableRatio.Min != 0.4 {
+		t.Errorf("buffer rounds: %+v %+v", sm, sm.DurableRatio)
 	}
 }
 
 func TestGreenloopConfig(t *testing.T) {
-	got := greenloopConfig("127.0.0.1:8080", "127.0.0.1:9000", "chbench_greenloop_r1", 50_000, 10*time.Millisecond)
-	for _, want := range []string{"backend: clickhouse", `addrs: ["127.0.0.1:9000"]`, "database: chbench_greenloop_r1", "batch_size: 50000", "flush_interval: 10ms"} {
+	got := greenloopConfig("127.0.0.1:8080", "127.0.0.1:9000", "chbench_greenloop_r1", settings{BatchSize: 50_000, FlushInterval: 10 * time.Millisecond,
+		AsyncInsert: "off", Buffer: bufferSettings{Enabled: true, Layers: 2, MaxTime: time.Minute, MinRows: 200_000}})
+	for _, want := range []string{"backend: clickhouse", `addrs: ["127.0.0.1:9000"]`, "database: chbench_greenloop_r1", "batch_size: 50000", "flush_interval: 10ms",
+		`async_insert: "off"`, "    buffer:\n      enabled: true\n      layers: 2\n      min_rows: 200000\n      max_time: 1m0s\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("config lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(greenloopConfig("a:1", "b:2", "d", 0, 0), "batch_size") {
-		t.Error("zero batch size written")
+	if got := greenloopConfig("a:1", "b:2", "d", settings{Buffer: bufferSettings{MaxTime: time.Minute}}); strings.Contains(got, "batch_size") ||
+		strings.Contains(got, "async_insert") || strings.Contains(got, "buffer") {
+		t.Errorf("unset keys written:\n%s", got)
 	}
 }
 
@@ -260,9 +268,25 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || s.Series != 10_000 || s.Samples != 200 || s.Rounds != 3 {
 		t.Fatalf("defaults = %+v, %v", s, err)
 	}
-	if _, err := parseFlags([]string{"-series", "0", "-interval", "0s"}, io.Discard); err == nil ||
-		!strings.Contains(err.Error(), "-series") || !strings.Contains(err.Error(), "-interval") {
+	if _, err := parseFlags([]string{"-series", "0", "-interval", "0s", "-ch-async-insert", "yes", "-ch-buffer-max-rows", "-1"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "-series") || !strings.Contains(err.Error(), "-interval") ||
+		!strings.Contains(err.Error(), `-ch-async-insert: want auto, on or off, got "yes"`) || !strings.Contains(err.Error(), "-ch-buffer-*") {
 		t.Errorf("bad flags: %v", err)
+	}
+	s, err = parseFlags([]string{"-ch-buffer", "-ch-buffer-max-time", "45s", "-rollup-views", "1h"}, io.Discard)
+	if err != nil || !s.Buffer.Enabled || s.Buffer.MaxTime != 45*time.Second || s.RollupViews != "1h" {
+		t.Errorf("buffer flags: %+v, %v", s, err)
+	}
+	if s, _ := parseFlags(nil, io.Discard); s.RollupViews != "all" || s.Buffer.Enabled || s.AsyncInsert != "" {
+		t.Errorf("defaults: %+v", s)
+	}
+	if _, err := parseFlags([]string{"-rollup-views", "false"}, io.Discard); err == nil || !strings.Contains(err.Error(), `-rollup-views: want all, none, 1m or 1h, got "false"`) {
+		t.Errorf("-rollup-views false: %v", err)
+	}
+	for keep, want := range map[string]string{"all": "[]", "none": "[samples_1m_mv samples_1h_mv]", "1m": "[samples_1h_mv]", "1h": "[samples_1m_mv]"} {
+		if drop, ok := viewsToDrop(keep); !ok || fmt.Sprint(drop) != want {
+			t.Errorf("viewsToDrop(%q) = %v, %v; want %s", keep, drop, ok, want)
+		}
 	}
 }
 

@@ -51,14 +51,36 @@ type greenloopServer struct {
 
 // greenloopConfig is the configuration file of a server on listen that
 // stores into database db of the ClickHouse server at chAddr.
-func greenloopConfig(listen, chAddr, db string, batchSize int, flushInterval time.Duration) string {
+func greenloopConfig(listen, chAddr, db string, s settings) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %q\nlog: {level: warn}\nstorage:\n  backend: clickhouse\n  clickhouse:\n    addrs: [%q]\n    database: %s\n", listen, chAddr, db)
-	if batchSize > 0 {
-		fmt.Fprintf(&b, "    batch_size: %d\n", batchSize)
+	if s.BatchSize > 0 {
+		fmt.Fprintf(&b, "    batch_size: %d\n", s.BatchSize)
 	}
-	if flushInterval != 0 {
-		fmt.Fprintf(&b, "    flush_interval: %s\n", flushInterval)
+	if s.FlushInterval != 0 {
+		fmt.Fprintf(&b, "    flush_interval: %s\n", s.FlushInterval)
+	}
+	if s.AsyncInsert != "" {
+		fmt.Fprintf(&b, "    async_insert: %q\n", s.AsyncInsert)
+	}
+	if bf := s.Buffer; bf.Enabled {
+		fmt.Fprintf(&b, "    buffer:\n      enabled: true\n")
+		for _, kv := range []struct {
+			key string
+			v   int64
+		}{{"layers", int64(bf.Layers)}, {"min_rows", bf.MinRows}, {"max_rows", bf.MaxRows}} {
+			if kv.v > 0 {
+				fmt.Fprintf(&b, "      %s: %d\n", kv.key, kv.v)
+			}
+		}
+		for _, kv := range []struct {
+			key string
+			v   time.Duration
+		}{{"min_time", bf.MinTime}, {"max_time", bf.MaxTime}} {
+			if kv.v > 0 {
+				fmt.Fprintf(&b, "      %s: %s\n", kv.key, kv.v)
+			}
+		}
 	}
 	return b.String()
 }
@@ -75,7 +97,7 @@ func startGreenloop(bin, work, chAddr, db string, s settings) (*greenloopServer,
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "greenloop.yaml")
-	if err := os.WriteFile(cfg, []byte(greenloopConfig(addr, chAddr, db, s.BatchSize, s.FlushInterval)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(greenloopConfig(addr, chAddr, db, s)), 0o644); err != nil {
 		return nil, err
 	}
 	g := &greenloopServer{url: "http://" + addr, logPath: filepath.Join(dir, "server.log")}

@@ -56,11 +56,18 @@ type settings struct {
 	FlushInterval time.Duration `json:"greenloop_flush_interval_ns,omitempty"`
 	QuietWait     time.Duration `json:"quiet_wait_ns"`
 	BaselineBatch int           `json:"baseline_batch,omitempty"`
-	GreenloopBin  string        `json:"-"`
-	ClientBin     string        `json:"-"`
-	Out           string        `json:"-"`
-	Keep          bool          `json:"-"`
-	WorkParent    string        `json:"-"`
+	// AsyncInsert is greenloop's storage.clickhouse.async_insert ("": not written).
+	AsyncInsert string `json:"greenloop_async_insert,omitempty"`
+	// Buffer is greenloop's storage.clickhouse.buffer (zero thresholds: not written).
+	Buffer bufferSettings `json:"greenloop_buffer"`
+	// RollupViews is which rollup materialized views every database keeps
+	// during its timed section: all, none, 1m or 1h (a diagnostic: what the views cost).
+	RollupViews  string `json:"rollup_views"`
+	GreenloopBin string `json:"-"`
+	ClientBin    string `json:"-"`
+	Out          string `json:"-"`
+	Keep         bool   `json:"-"`
+	WorkParent   string `json:"-"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (settings, error) {
@@ -77,6 +84,14 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.DurationVar(&s.FlushInterval, "ch-flush-interval", 0, "greenloop storage.clickhouse.flush_interval (0: greenloop's default)")
 	fs.DurationVar(&s.QuietWait, "quiet-wait", 30*time.Second, "longest wait for clickhouse-server to finish background merges before a timed section")
 	fs.IntVar(&s.BaselineBatch, "baseline-batch", 0, "also time clickhouse-go column inserts of this many rows each, one after another (0: off), to separate the cost of small INSERTs from greenloop's")
+	fs.StringVar(&s.AsyncInsert, "ch-async-insert", "", "greenloop storage.clickhouse.async_insert: auto, on or off (empty: greenloop's default)")
+	fs.BoolVar(&s.Buffer.Enabled, "ch-buffer", false, "greenloop storage.clickhouse.buffer.enabled: insert through a Buffer table (then the report adds the time to flush it)")
+	fs.IntVar(&s.Buffer.Layers, "ch-buffer-layers", 0, "storage.clickhouse.buffer.layers (0: greenloop's default)")
+	fs.DurationVar(&s.Buffer.MinTime, "ch-buffer-min-time", 0, "storage.clickhouse.buffer.min_time (0: greenloop's default)")
+	fs.DurationVar(&s.Buffer.MaxTime, "ch-buffer-max-time", 0, "storage.clickhouse.buffer.max_time (0: greenloop's default)")
+	fs.Int64Var(&s.Buffer.MinRows, "ch-buffer-min-rows", 0, "storage.clickhouse.buffer.min_rows (0: greenloop's default)")
+	fs.Int64Var(&s.Buffer.MaxRows, "ch-buffer-max-rows", 0, "storage.clickhouse.buffer.max_rows (0: greenloop's default)")
+	fs.StringVar(&s.RollupViews, "rollup-views", "all", "rollup materialized views every database keeps: all, none, 1m or 1h; the others are dropped before timing (diagnostic: what the views cost ClickHouse)")
 	fs.StringVar(&s.GreenloopBin, "greenloop", "", "greenloop binary (default: go build ./cmd/greenloop into the work directory)")
 	fs.StringVar(&s.ClientBin, "client", "clickhouse-client", "clickhouse-client binary")
 	fs.StringVar(&s.Out, "out", "", "write the results as JSON to this file")
@@ -108,6 +123,17 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	}
 	if s.BatchSize < 0 || s.FlushInterval < 0 {
 		errs = append(errs, errors.New("-ch-batch-size and -ch-flush-interval must not be negative"))
+	}
+	if _, ok := viewsToDrop(s.RollupViews); !ok {
+		errs = append(errs, fmt.Errorf("-rollup-views: want all, none, 1m or 1h, got %q", s.RollupViews))
+	}
+	switch s.AsyncInsert {
+	case "", "auto", "on", "off":
+	default:
+		errs = append(errs, fmt.Errorf("-ch-async-insert: want auto, on or off, got %q", s.AsyncInsert))
+	}
+	if bf := s.Buffer; bf.Layers < 0 || bf.MinTime < 0 || bf.MaxTime < 0 || bf.MinRows < 0 || bf.MaxRows < 0 {
+		errs = append(errs, errors.New("-ch-buffer-* thresholds must not be negative"))
 	}
 	return s, errors.Join(errs...)
 }
@@ -188,6 +214,13 @@ type side struct {
 	// OtherCores is the CPU that processes not under test used meanwhile, in cores.
 	OtherCores float64 `json:"other_processes_cores"`
 	Requests   int64   `json:"requests,omitempty"`
+	// FlushSeconds (greenloop with -ch-buffer) is how long flushing the Buffer
+	// table into the samples table took after the last acknowledgement
+	// (OPTIMIZE TABLE through clickhouse-client, its startup included), and
+	// DurableRowsPerSec the rows over the time until then: acknowledged rows
+	// are only in ClickHouse's memory until that flush.
+	FlushSeconds      float64 `json:"buffer_flush_seconds,omitempty"`
+	DurableRowsPerSec float64 `json:"durable_rows_per_sec,omitempty"`
 	// ServerEvents are the growth of clickhouse-server's system.events counters
 	// over the section: INSERT queries, rows inserted (materialized views'
 	// rows included), background merges and the rows they merged.
@@ -195,19 +228,22 @@ type side struct {
 }
 
 type round struct {
-	Round     int          `json:"round"`
-	Order     string       `json:"order"`
-	Client    side         `json:"client"`
-	Greenloop side         `json:"greenloop"`
-	Batched   *side        `json:"batched_baseline,omitempty"`
-	Ratio     float64      `json:"ratio"` // greenloop rows/s / client rows/s
-	Verify    verification `json:"verify"`
+	Round     int     `json:"round"`
+	Order     string  `json:"order"`
+	Client    side    `json:"client"`
+	Greenloop side    `json:"greenloop"`
+	Batched   *side   `json:"batched_baseline,omitempty"`
+	Ratio     float64 `json:"ratio"` // greenloop rows/s / client rows/s
+	// DurableRatio (with -ch-buffer) counts greenloop's time until the buffer is flushed.
+	DurableRatio float64      `json:"durable_ratio,omitempty"`
+	Verify       verification `json:"verify"`
 }
 
 type summary struct {
 	ClientRowsPerSec    spread  `json:"client_rows_per_sec"`
 	GreenloopRowsPerSec spread  `json:"greenloop_rows_per_sec"`
 	Ratio               spread  `json:"ratio"`
+	DurableRatio        *spread `json:"durable_ratio,omitempty"`
 	ClientCHCPU         spread  `json:"client_clickhouse_cpu_seconds"`
 	GreenloopCHCPU      spread  `json:"greenloop_clickhouse_cpu_seconds"`
 	GreenloopCPU        spread  `json:"greenloop_cpu_seconds"`
@@ -222,8 +258,11 @@ const targetRatio = 0.70
 const disturbedCores = 0.1
 
 func summarize(rs []round) *summary {
-	var c, g, ratio, ccpu, gcpu, glcpu []float64
+	var c, g, ratio, durable, ccpu, gcpu, glcpu []float64
 	for _, r := range rs {
+		if r.DurableRatio > 0 {
+			durable = append(durable, r.DurableRatio)
+		}
 		c = append(c, r.Client.RowsPerSec)
 		g = append(g, r.Greenloop.RowsPerSec)
 		ratio = append(ratio, r.Ratio)
@@ -233,8 +272,22 @@ func summarize(rs []round) *summary {
 	}
 	s := &summary{ClientRowsPerSec: spreadOf(c), GreenloopRowsPerSec: spreadOf(g), Ratio: spreadOf(ratio),
 		ClientCHCPU: spreadOf(ccpu), GreenloopCHCPU: spreadOf(gcpu), GreenloopCPU: spreadOf(glcpu), TargetRatio: targetRatio}
+	if len(durable) > 0 {
+		d := spreadOf(durable)
+		s.DurableRatio = &d
+	}
 	s.TargetMet = s.Ratio.Median >= targetRatio
 	return s
+}
+
+// bufferSettings are greenloop's storage.clickhouse.buffer keys that chbench sets.
+type bufferSettings struct {
+	Enabled bool          `json:"enabled"`
+	Layers  int           `json:"layers,omitempty"`
+	MinTime time.Duration `json:"min_time_ns,omitempty"`
+	MaxTime time.Duration `json:"max_time_ns,omitempty"`
+	MinRows int64         `json:"min_rows,omitempty"`
+	MaxRows int64         `json:"max_rows,omitempty"`
 }
 
 // bench holds what the rounds share.
@@ -336,8 +389,14 @@ func run(ctx context.Context, s settings) (*results, error) {
 func (b *bench) round(ctx context.Context, n int) (round, error) {
 	rd := round{Round: n, Order: "client first"}
 	clientDB, glDB := fmt.Sprintf("chbench_client_r%d", n), fmt.Sprintf("chbench_greenloop_r%d", n)
-	if err := createGreenloopSchema(ctx, b.ch.Addr, clientDB); err != nil {
+	if err := b.createSchema(ctx, clientDB); err != nil {
 		return rd, err
+	}
+	if drop, _ := viewsToDrop(b.s.RollupViews); len(drop) > 0 {
+		// greenloop finds its schema migrated and keeps it as it is.
+		if err := b.createSchema(ctx, glDB); err != nil {
+			return rd, err
+		}
 	}
 	sides := []func() error{
 		func() (err error) { rd.Client, err = b.clientSide(ctx, clientDB); return err },
@@ -353,6 +412,9 @@ func (b *bench) round(ctx context.Context, n int) (round, error) {
 		}
 	}
 	rd.Ratio = rd.Greenloop.RowsPerSec / rd.Client.RowsPerSec
+	if rd.Greenloop.DurableRowsPerSec > 0 {
+		rd.DurableRatio = rd.Greenloop.DurableRowsPerSec / rd.Client.RowsPerSec
+	}
 	v, err := verify(ctx, b.cli, clientDB, glDB, uint64(b.rows))
 	rd.Verify = v
 	if err != nil {
@@ -443,8 +505,38 @@ func (b *bench) clientSide(ctx context.Context, db string) (side, error) {
 	return sd, nil
 }
 
-func (b *bench) batchedSide(ctx context.Context, db string) (*side, error) {
+// createSchema creates db with greenloop's schema, without the rollup views when -rollup-views=false.
+func (b *bench) createSchema(ctx context.Context, db string) error {
 	if err := createGreenloopSchema(ctx, b.ch.Addr, db); err != nil {
+		return err
+	}
+	drop, _ := viewsToDrop(b.s.RollupViews)
+	for _, v := range drop {
+		if _, err := b.cli.query(ctx, "DROP TABLE "+db+"."+v); err != nil {
+			return fmt.Errorf("drop rollup view: %w", err)
+		}
+	}
+	return nil
+}
+
+// viewsToDrop maps -rollup-views to the materialized views (of greenloop's
+// schema, which fill its rollups) to drop; ok is false for an unknown value.
+func viewsToDrop(keep string) (drop []string, ok bool) {
+	switch keep {
+	case "all":
+		return nil, true
+	case "none":
+		return []string{"samples_1m_mv", "samples_1h_mv"}, true
+	case "1m":
+		return []string{"samples_1h_mv"}, true
+	case "1h":
+		return []string{"samples_1m_mv"}, true
+	}
+	return nil, false
+}
+
+func (b *bench) batchedSide(ctx context.Context, db string) (*side, error) {
+	if err := b.createSchema(ctx, db); err != nil {
 		return nil, err
 	}
 	if err := b.quiet(ctx); err != nil {
@@ -495,6 +587,15 @@ func (b *bench) greenloopSide(ctx context.Context, db string) (sd side, err erro
 	}
 	m := startMeter(b.chPID, g.pid())
 	sr, err := sendEncoded(ctx, c, g.url+"/api/v1/write", b.reqs)
+	var flush time.Duration
+	if err == nil && b.s.Buffer.Enabled {
+		// Acknowledged rows may be in the buffer's memory only: time moving them to disk.
+		t0 := time.Now()
+		if _, err = b.cli.query(ctx, "OPTIMIZE TABLE "+db+".samples_buffer"); err != nil {
+			err = fmt.Errorf("flush the buffer table: %w", err)
+		}
+		flush = time.Since(t0)
+	}
 	cpu, self, other := m.stop(0)
 	if err != nil {
 		return sd, fmt.Errorf("greenloop remote_write, after %d acknowledged requests: %w\n%s", sr.Requests, err, g.logTail(20))
@@ -507,6 +608,10 @@ func (b *bench) greenloopSide(ctx context.Context, db string) (sd side, err erro
 		return sd, err
 	}
 	sd.RowsPerSec = float64(sr.Samples) / sd.Seconds
+	if flush > 0 {
+		sd.FlushSeconds = flush.Seconds()
+		sd.DurableRowsPerSec = float64(sr.Samples) / (sd.Seconds + sd.FlushSeconds)
+	}
 	return sd, nil
 }
 
@@ -556,6 +661,8 @@ func printReport(w io.Writer, res *results) {
 	s := res.Settings
 	fmt.Fprintf(w, "\nchbench %s: %d cores, load avg %s -> %s\n", res.Date, res.Cores, res.LoadAvgStart, res.LoadAvgEnd)
 	fmt.Fprintf(w, "greenloop %s, ClickHouse %s\n", res.Greenloop, res.ClickHouse)
+	fmt.Fprintf(w, "greenloop settings: batch_size %d, flush_interval %s, async_insert %q, buffer %+v; rollup views kept: %s\n",
+		s.BatchSize, s.FlushInterval, s.AsyncInsert, s.Buffer, s.RollupViews)
 	fmt.Fprintf(w, "%d rows = %d series x %d samples (%s apart); client: one clickhouse-client INSERT ... FORMAT Native (%.1f MiB, startup %.3fs);\n"+
 		"greenloop: %d remote_write requests of %d samples from %d senders (%.1f MiB snappy); both into greenloop's schema\n\n",
 		res.Rows, s.Series, s.Samples, s.Interval, float64(res.NativeFileBytes)/(1<<20), res.ClientStartupSec,
@@ -597,7 +704,16 @@ func printReport(w io.Writer, res *results) {
 		fmt.Fprintf(w, "round %d stored: client %d rows (%d distinct series/ts); greenloop %d rows (%d distinct), %d after OPTIMIZE FINAL, %d series rows; rows differing: %d\n",
 			r.Round, v.ClientRows, v.ClientDistinct, v.GreenloopRawRows, v.GreenloopDistinct, v.GreenloopFinalRows, v.GreenloopSeries, v.RowsDiffering)
 	}
+	for _, r := range res.Rounds {
+		if g := r.Greenloop; g.FlushSeconds > 0 {
+			fmt.Fprintf(w, "round %d buffer: acknowledged in %.2fs, flushed to the samples table %.2fs later: %.0f rows/s until on disk, ratio %.2f\n",
+				r.Round, g.Seconds, g.FlushSeconds, g.DurableRowsPerSec, r.DurableRatio)
+		}
+	}
 	if sm := res.Summary; sm != nil {
+		if d := sm.DurableRatio; d != nil {
+			fmt.Fprintf(w, "\nwith the buffer flush counted: median ratio %.2f (rounds %.2f-%.2f)\n", d.Median, d.Min, d.Max)
+		}
 		verdict := "MET"
 		if !sm.TargetMet {
 			verdict = "MISSED"
