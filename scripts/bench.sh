@@ -63,3 +63,18 @@ if [ "${CHBENCH:-1}" != 0 ]; then
 		echo "bench.sh: no clickhouse-client (apt-get install clickhouse-client clickhouse-server): skipping test/bench/chbench" >&2
 	fi
 fi
+
+# Full-year EU report (issue #6 target: a site with 10,000 series at 15 s,
+# report in under 10 s from the embedded store): writes a year of hourly
+# rollups exactly as the rollup job writes them (series rollups and group
+# sums; 21 billion raw samples cannot be written here) plus the raw samples of
+# the year's last 3 hours, then times GET /api/v1/reports/eu (json, pdf, xlsx)
+# against a real `greenloop serve` and checks the energy and completeness
+# against the synthetic totals (see docs/benchmarks.md). About 3-6 minutes and
+# 0.7 GB of temporary disk. REPORTBENCH=0 skips it; REPORTBENCH_FLAGS adds
+# flags (go run ./test/bench/reportbench -h).
+if [ "${REPORTBENCH:-1}" != 0 ]; then
+	read -r -a rb_flags <<<"${REPORTBENCH_FLAGS:-}"
+	mkdir -p bin
+	"$GO" run ./test/bench/reportbench -out bin/reportbench-results.json "${rb_flags[@]}"
+fi

@@ -3,6 +3,7 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -178,7 +179,9 @@ func (s *stored) version(i int) (ts int64, e, c, est float64, ok bool) {
 	return ts, s.e[i], c, est, true
 }
 
-// readStored reads the roll-ups of metric m stored for the hours [a, b), by series key.
+// readStored reads the roll-ups and group sums of metric m stored for the
+// hours [a, b), by series key (labels without the name; a group's carry
+// rollup="group").
 func (j *Job) readStored(ctx context.Context, a, b int64, m string) (map[string]*stored, error) {
 	n := int((b - a) / hourMs)
 	q, err := j.o.Source.Querier(a, b-1)
@@ -187,7 +190,8 @@ func (j *Job) readStored(ctx context.Context, a, b int64, m string) (map[string]
 	}
 	defer q.Close()
 	set := q.Select(ctx, false, &storage.SelectHints{Start: a, End: b - 1},
-		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, EnergyMetric+"|"+CompletenessMetric+"|"+EstimatedMetric),
+		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, EnergyMetric+"|"+CompletenessMetric+"|"+EstimatedMetric+"|"+
+			GroupEnergyMetric+"|"+GroupCoveredMetric+"|"+GroupEstimatedMetric),
 		labels.MustNewMatcher(labels.MatchEqual, SourceMetricLabel, m))
 	out := map[string]*stored{}
 	var it chunkenc.Iterator
@@ -208,14 +212,14 @@ func (j *Job) readStored(ctx context.Context, a, b int64, m string) (map[string]
 				continue
 			}
 			switch name {
-			case EnergyMetric:
+			case EnergyMetric, GroupEnergyMetric:
 				i := (t - a) / hourMs
 				if t >= st.ts[i] {
 					st.ts[i], st.e[i] = t, v
 				}
-			case CompletenessMetric:
+			case CompletenessMetric, GroupCoveredMetric:
 				st.complete[t] = v
-			case EstimatedMetric:
+			case EstimatedMetric, GroupEstimatedMetric:
 				st.estim[t] = v
 			}
 		}
@@ -265,7 +269,7 @@ func (j *Job) computeBatch(ctx context.Context, a, b int64, w Writer) error {
 	n := int((b - a) / hourMs)
 	src := promsource.New(j.o.Source)
 	byTenant := map[string][]sample.Series{}
-	var written, unchanged, seriesHours int64
+	var written, groupWritten, unchanged, seriesHours int64
 	var buf samples
 	open := map[int64]bool{}
 	for _, m := range j.o.Metrics {
@@ -274,6 +278,7 @@ func (j *Job) computeBatch(ctx context.Context, a, b int64, w Writer) error {
 			return err
 		}
 		sel := j.selectors[m]
+		grp := groups{}
 		err = src.Scan(ctx, sel, from.Add(-j.o.Lookback), to.Add(j.o.Lookback), func(ls map[string]string, it energy.SampleIterator) error {
 			buf.reset()
 			if err := buf.fill(it); err != nil {
@@ -294,43 +299,33 @@ func (j *Job) computeBatch(ctx context.Context, a, b int64, w Writer) error {
 			}
 			seriesHours += int64(n)
 			base, key, tenant := rollupLabels(ls, m)
-			st := old[key]
-			var pe, pc, pest []sample.Point
-			for i, bk := range r.Buckets {
-				h := a + int64(i)*hourMs
-				e, c, est := float64(bk.Energy), bk.Completeness, float64(bk.Estimated)
-				ts := h
-				if ots, oe, oc, oest, ok := st.version(i); ok {
-					if oe == e && oc == c && oest == est {
-						unchanged++
-						continue
-					}
-					ts = ots + 1
-					if ts >= h+hourMs {
-						return fmt.Errorf("hour %s of %s: no version left in the hour", time.UnixMilli(h).UTC().Format(time.RFC3339), key)
-					}
-				}
-				pe = append(pe, sample.Point{T: ts, V: e})
-				if c != 1 {
-					pc = append(pc, sample.Point{T: ts, V: c})
-				}
-				if est != 0 {
-					pest = append(pest, sample.Point{T: ts, V: est})
-				}
+			e := func(i int) float64 { return float64(r.Buckets[i].Energy) }
+			c := func(i int) float64 { return r.Buckets[i].Completeness }
+			est := func(i int) float64 { return float64(r.Buckets[i].Estimated) }
+			grp.add(ls, m, n, e, c, est)
+			pe, pc, pest, same, err := newVersions(old[key], a, n, key, e, c, est, false)
+			if err != nil {
+				return err
 			}
-			for _, x := range []struct {
-				name string
-				p    []sample.Point
-			}{{EnergyMetric, pe}, {CompletenessMetric, pc}, {EstimatedMetric, pest}} {
-				if len(x.p) > 0 {
-					byTenant[tenant] = append(byTenant[tenant], sample.Series{Labels: withName(base, x.name), Points: x.p})
-					written += int64(len(x.p))
-				}
-			}
+			unchanged += same
+			byTenant[tenant] = appendVersions(byTenant[tenant], base, pe, pc, pest)
+			written += int64(len(pe) + len(pc) + len(pest))
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("metric %s: %w", m, err)
+		}
+		for _, g := range grp.sorted() {
+			e := func(i int) float64 { return g.e[i] }
+			c := func(i int) float64 { return g.c[i] }
+			est := func(i int) float64 { return g.est[i] }
+			pe, pc, pest, same, err := newVersions(old[g.key], a, n, g.key, e, c, est, true)
+			if err != nil {
+				return fmt.Errorf("metric %s: %w", m, err)
+			}
+			_ = same // Unchanged counts series-hours
+			byTenant[g.tenant] = appendGroupVersions(byTenant[g.tenant], g.base, pe, pc, pest)
+			groupWritten += int64(len(pe) + len(pc) + len(pest))
 		}
 	}
 	if len(byTenant) > 0 && w == nil {
@@ -353,7 +348,122 @@ func (j *Job) computeBatch(ctx context.Context, a, b int64, w Writer) error {
 		j.open[h] = deadline
 	}
 	j.stats.PointsWritten += written
+	j.stats.GroupPointsWritten += groupWritten
 	j.stats.Unchanged += unchanged
 	j.stats.SeriesHours += seriesHours
 	return nil
+}
+
+// appendVersions appends to out the roll-up series of one raw series (base:
+// its labels without name and tenant, as rollupLabels gives them) holding
+// the energy, completeness and estimated points of the versions written.
+func appendVersions(out []sample.Series, base []sample.Label, pe, pc, pest []sample.Point) []sample.Series {
+	for _, x := range []struct {
+		name string
+		p    []sample.Point
+	}{{EnergyMetric, pe}, {CompletenessMetric, pc}, {EstimatedMetric, pest}} {
+		if len(x.p) > 0 {
+			out = append(out, sample.Series{Labels: withName(base, x.name), Points: x.p})
+		}
+	}
+	return out
+}
+
+// HourFigures are one raw series' figures of one UTC hour, as the job computes them.
+type HourFigures struct {
+	Energy, Completeness, Estimated float64
+}
+
+// FirstWrite gives what the job writes for the first computation of a run
+// of hours: each series' roll-ups and the group sums. Tools that hold a
+// history elsewhere (an import, the report benchmark) write it instead of
+// the raw samples.
+type FirstWrite struct {
+	from     int64
+	n        int
+	byTenant map[string][]sample.Series
+	groups   map[string]groups // by raw metric
+	metrics  []string
+}
+
+// NewFirstWrite starts the write of the hours [from, from + hours h); from
+// is truncated to the hour.
+func NewFirstWrite(from time.Time, hours int) *FirstWrite {
+	return &FirstWrite{from: floorHour(from.UnixMilli()), n: hours, byTenant: map[string][]sample.Series{}, groups: map[string]groups{}}
+}
+
+// Add adds raw series ls (its labels, the metric name under "__name__") with
+// the figures of each hour, in order.
+func (f *FirstWrite) Add(ls map[string]string, hours []HourFigures) error {
+	if len(hours) != f.n {
+		return fmt.Errorf("rollup: %d hours of %v, want %d", len(hours), ls, f.n)
+	}
+	m := ls[labels.MetricName]
+	base, key, tenant := rollupLabels(ls, m)
+	e := func(i int) float64 { return hours[i].Energy }
+	c := func(i int) float64 { return hours[i].Completeness }
+	est := func(i int) float64 { return hours[i].Estimated }
+	pe, pc, pest, _, err := newVersions(nil, f.from, f.n, key, e, c, est, false)
+	if err != nil {
+		return err
+	}
+	f.byTenant[tenant] = appendVersions(f.byTenant[tenant], base, pe, pc, pest)
+	g := f.groups[m]
+	if g == nil {
+		g = groups{}
+		f.groups[m] = g
+		f.metrics = append(f.metrics, m)
+	}
+	g.add(ls, m, f.n, e, c, est)
+	return nil
+}
+
+// Series returns the series to write, by tenant (WriteOptions.Tenant), the
+// group sums last.
+func (f *FirstWrite) Series() (map[string][]sample.Series, error) {
+	out := make(map[string][]sample.Series, len(f.byTenant))
+	for t, ss := range f.byTenant {
+		out[t] = slices.Clone(ss)
+	}
+	for _, m := range f.metrics {
+		for _, g := range f.groups[m].sorted() {
+			pe, pc, pest, _, err := newVersions(nil, f.from, f.n, g.key, func(i int) float64 { return g.e[i] },
+				func(i int) float64 { return g.c[i] }, func(i int) float64 { return g.est[i] }, true)
+			if err != nil {
+				return nil, err
+			}
+			out[g.tenant] = appendGroupVersions(out[g.tenant], g.base, pe, pc, pest)
+		}
+	}
+	return out, nil
+}
+
+// newVersions returns the points to write for n hours from a (figures e,
+// completeness or covered c, estimated est) where they differ from the
+// stored version st (nil: none stored), and how many hours were unchanged.
+// Completeness points are written when not 1, unless always (group sums).
+func newVersions(st *stored, a int64, n int, key string, e, c, est func(i int) float64, always bool) (pe, pc, pest []sample.Point, unchanged int64, err error) {
+	for i := range n {
+		h := a + int64(i)*hourMs
+		ev, cv, ov := e(i), c(i), est(i)
+		ts := h
+		if ots, oe, oc, oest, ok := st.version(i); ok {
+			if oe == ev && oc == cv && oest == ov {
+				unchanged++
+				continue
+			}
+			ts = ots + 1
+			if ts >= h+hourMs {
+				return nil, nil, nil, 0, fmt.Errorf("hour %s of %s: no version left in the hour", time.UnixMilli(h).UTC().Format(time.RFC3339), key)
+			}
+		}
+		pe = append(pe, sample.Point{T: ts, V: ev})
+		if always || cv != 1 {
+			pc = append(pc, sample.Point{T: ts, V: cv})
+		}
+		if ov != 0 {
+			pest = append(pest, sample.Point{T: ts, V: ov})
+		}
+	}
+	return pe, pc, pest, unchanged, nil
 }

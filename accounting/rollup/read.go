@@ -138,8 +138,33 @@ func computeSelector(ctx context.Context, src storage.Queryable, p parser.Parser
 	}
 	rolled := make([]bool, nh)
 	if nh > 0 {
-		if err := a.readRollups(ctx, src, ms, h0, h1, bucketOf, rolled); err != nil {
-			return nil, false, false, err
+		// The group sums first, where the selector allows; then the series'
+		// roll-ups of the hours they leave, in maximal runs.
+		if gms, ok := groupMatchers(ms); ok {
+			has, err := a.readGroups(ctx, src, gms, h0, h1, bucketOf, rolled)
+			if err != nil {
+				return nil, false, false, err
+			}
+			if has {
+				a.has = true
+				if err := a.countSeries(ctx, src, ms, h0, h1); err != nil {
+					return nil, false, false, err
+				}
+			}
+		}
+		for i := 0; i < nh; {
+			if rolled[i] || bucketOf[i] < 0 {
+				i++
+				continue
+			}
+			k := i + 1
+			for k < nh && !rolled[k] && bucketOf[k] >= 0 {
+				k++
+			}
+			if err := a.readRollups(ctx, src, ms, h0, h0+int64(i)*hourMs, h0+int64(k)*hourMs, bucketOf, rolled); err != nil {
+				return nil, false, false, err
+			}
+			i = k
 		}
 	}
 
@@ -243,11 +268,12 @@ func nextCut(t int64) int64 {
 }
 
 // readRollups adds the current versions of the roll-ups of the hours
-// [h0, h1) that lie within one bucket (bucketOf ≥ 0) and marks them rolled.
-func (a *acc) readRollups(ctx context.Context, src storage.Queryable, ms []*labels.Matcher, h0, h1 int64, bucketOf []int32, rolled []bool) error {
+// [from, to) that lie within one bucket (bucketOf ≥ 0, indexed from h0) and
+// marks them rolled.
+func (a *acc) readRollups(ctx context.Context, src storage.Queryable, ms []*labels.Matcher, h0, from, to int64, bucketOf []int32, rolled []bool) error {
 	var wins []*readWindow
-	for lo := h0; lo < h1; {
-		hi := min(nextCut(lo), h1)
+	for lo := from; lo < to; {
+		hi := min(nextCut(lo), to)
 		wins = append(wins, &readWindow{lo: lo, hi: hi})
 		lo = hi
 	}

@@ -145,6 +145,16 @@ type Stats struct {
 	// PointsWritten counts roll-up points stored; Unchanged counts
 	// re-computed series-hours whose figures were already stored.
 	PointsWritten, Unchanged int64
+	// GroupPointsWritten counts the points of group sums stored (see GroupEnergyMetric).
+	GroupPointsWritten int64
+	// LastRunTook is how long the last RunOnce that had work took.
+	LastRunTook time.Duration
+	// CatchingUp is true while runs leave work (a backlog of hours is being
+	// rolled up); CatchUpHours and CatchUpTook are the hours computed and the
+	// time spent since the backlog began, or by the last one once it is done.
+	CatchingUp   bool
+	CatchUpHours int64
+	CatchUpTook  time.Duration
 	// Next is the first hour not rolled up yet (zero before the first run).
 	Next time.Time
 }
@@ -297,6 +307,8 @@ func floorHour(ms int64) int64 {
 func (j *Job) RunOnce(ctx context.Context) (more bool, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	started, hours0 := time.Now(), j.stats.HoursComputed
+	defer func() { j.noteRun(started, hours0, more, err) }()
 	now := j.o.Clock()
 	if !j.ready {
 		if err := j.init(ctx, now); err != nil {
@@ -386,7 +398,8 @@ func (j *Job) RunOnce(ctx context.Context) (more bool, err error) {
 		i = k
 	}
 	if len(work) > 0 {
-		j.log.Info("rollup: hours rolled up", "recomputed", nRedo, "new", len(work)-nRedo, "next", time.UnixMilli(j.next).UTC())
+		j.log.Info("rollup: hours rolled up", "recomputed", nRedo, "new", len(work)-nRedo, "next", time.UnixMilli(j.next).UTC(),
+			"took", time.Since(started).Round(time.Millisecond))
 	}
 	// Forget sequence numbers of hours that left the horizon.
 	for h := range j.seqOf {
@@ -395,6 +408,37 @@ func (j *Job) RunOnce(ctx context.Context) (more bool, err error) {
 		}
 	}
 	return more, nil
+}
+
+// noteRun records how long a run with work took, and the progress and
+// duration of a catch-up: runs that leave work, up to the one that does not.
+// Durations are wall time (the Clock gives the data's "now", not elapsed time).
+func (j *Job) noteRun(started time.Time, hours0 int64, more bool, err error) {
+	took, hours := time.Since(started), j.stats.HoursComputed-hours0
+	if hours > 0 {
+		j.stats.LastRunTook = took
+	}
+	switch {
+	case more && err == nil:
+		if !j.stats.CatchingUp {
+			j.stats.CatchingUp, j.stats.CatchUpHours, j.stats.CatchUpTook = true, 0, 0
+			j.log.Info("rollup: catching up: more hours are due than one run computes", "max_hours_per_run", j.o.MaxHoursPerRun)
+		}
+		j.stats.CatchUpHours += hours
+		j.stats.CatchUpTook += took
+		rate := 0.0
+		if j.stats.CatchUpTook > 0 {
+			rate = float64(j.stats.CatchUpHours) / j.stats.CatchUpTook.Seconds()
+		}
+		j.log.Info("rollup: catch-up progress", "hours", j.stats.CatchUpHours, "took", j.stats.CatchUpTook.Round(time.Millisecond),
+			"hours_per_s", math.Round(rate*100)/100, "next", time.UnixMilli(j.next).UTC())
+	case j.stats.CatchingUp && err == nil:
+		j.stats.CatchingUp = false
+		j.stats.CatchUpHours += hours
+		j.stats.CatchUpTook += took
+		j.log.Info("rollup: caught up", "hours", j.stats.CatchUpHours, "took", j.stats.CatchUpTook.Round(time.Millisecond),
+			"next", time.UnixMilli(j.next).UTC())
+	}
 }
 
 // init finds where the roll-ups stand: the first hour to cover (Start, or

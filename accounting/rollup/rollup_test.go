@@ -344,6 +344,17 @@ func TestRollupEqualsRawAndFollowsLateData(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameResult(t, "acme n1 after late data", got, rawEnergy(t, aq, n1Sel, t0, t0.Add(6*time.Hour), energy.Bucketing{Calendar: energy.Hour}))
+	// The site's group sum took the new versions too.
+	siteSel := `greenloop_energy_joules_total{site="fra1"}`
+	rq := &recordingQueryable{q: aq}
+	got, err = HourlyEnergy(ctx, rq, siteSel, t0, t0.Add(6*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameResult(t, "acme site after late data", got, rawEnergy(t, aq, siteSel, t0, t0.Add(6*time.Hour), energy.Bucketing{Calendar: energy.Hour}))
+	if rq.readsSeriesRollups() {
+		t.Errorf("the site's energy read the series' roll-ups, not the group sums: %q", rq.selects)
+	}
 
 	// The re-computation's own writes (hours 2 and 3, in two batches) marked
 	// hours 1 to 4 once more: the next run computes them again, finds the
@@ -425,9 +436,14 @@ func TestCatchUpBackfillAndReader(t *testing.T) {
 	}
 	// Hours starting before the out-of-order window less an hour (now −
 	// 71 h: 50 of them) went as blocks, the 70 others to the head; one
-	// energy point per series and hour, plus sparse completeness/estimated.
-	if e.backfill.points < 50*4 || e.backfill.points > 50*4+20 || e.writer.points < 70*4 || e.writer.points > 70*4+10 {
-		t.Errorf("points written: backfill %d, writer %d; want 200 and 280 (+ a few)", e.backfill.points, e.writer.points)
+	// energy point per series and hour, plus sparse completeness/estimated,
+	// plus per group sum (2: site fra1's counters and its power gauges) and
+	// hour an energy and a covered point (and sparse estimated ones).
+	if e.backfill.points < 50*(4+2*2) || e.backfill.points > 50*(4+2*2)+30 || e.writer.points < 70*(4+2*2) || e.writer.points > 70*(4+2*2)+20 {
+		t.Errorf("points written: backfill %d, writer %d; want 400 and 560 (+ a few)", e.backfill.points, e.writer.points)
+	}
+	if st.GroupPointsWritten < (50+70)*2*2 {
+		t.Errorf("group points written %d, want at least %d", st.GroupPointsWritten, (50+70)*2*2)
 	}
 
 	berlin, _ := time.LoadLocation("Europe/Berlin")

@@ -26,10 +26,8 @@ import (
 	"github.com/greenloop/greenloop/accounting/carbon/providers"
 	"github.com/greenloop/greenloop/accounting/emissions"
 	"github.com/greenloop/greenloop/accounting/energy"
-	"github.com/greenloop/greenloop/accounting/energy/promsource"
 	"github.com/greenloop/greenloop/accounting/kpi"
 	"github.com/greenloop/greenloop/accounting/quantity"
-	"github.com/greenloop/greenloop/accounting/rollup"
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/config"
 )
@@ -67,7 +65,10 @@ type Options struct {
 	// (falling back to raw samples for hours not rolled up), so a year costs
 	// 8,760 points per series instead of every raw sample.
 	Rollups bool
-	Logger  *slog.Logger
+	// Energy, when set, answers the energy queries instead (Rollups is then
+	// ignored): ClickHouseEnergy on the ClickHouse backend.
+	Energy EnergySource
+	Logger *slog.Logger
 }
 
 // Accountant computes a site's emissions and KPIs from the store.
@@ -76,14 +77,20 @@ type Accountant struct {
 	sites       []config.Site
 	multiTenant bool
 	rank        map[string]int
-	rollups     bool
+	energy      EnergySource
 	log         *slog.Logger
 }
 
 // New returns an Accountant.
 func New(o Options) *Accountant {
 	a := &Accountant{store: o.Store, sites: o.Sites, multiTenant: o.MultiTenant, log: o.Logger, rank: map[string]int{ManualProvider: 0},
-		rollups: o.Rollups}
+		energy: o.Energy}
+	if a.energy == nil {
+		a.energy = RawEnergy{Store: o.Store}
+		if o.Rollups {
+			a.energy = RollupEnergy{Store: o.Store}
+		}
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -189,10 +196,17 @@ type Emissions struct {
 	EnergySelector string
 	// IntensityProviders are the providers whose values were used.
 	IntensityProviders []string
+	// Grid, when the site meters on-site generation (Source is
+	// SourceGridImport), says how the priced grid import was derived.
+	Grid *HourlyGrid
 }
 
 // MarshalJSON writes emissions.Result's API shape, without "series" unless
-// WithSeries, plus energy_source, energy_selector and intensity_providers.
+// WithSeries, plus energy_source, energy_selector and intensity_providers,
+// and, when the energy is the grid import (Grid set), facility_energy_kwh,
+// grid_import_kwh (= energy_kwh), onsite_generation_kwh (consumed on site),
+// backup_generator_kwh and onsite_renewable_kwh (metered) and
+// onsite_surplus_kwh (generation above the facility's draw, not priced).
 func (e *Emissions) MarshalJSON() ([]byte, error) {
 	b, err := e.Result.MarshalJSON()
 	if err != nil {
@@ -210,6 +224,13 @@ func (e *Emissions) MarshalJSON() ([]byte, error) {
 	if len(e.IntensityProviders) > 0 {
 		m["intensity_providers"], _ = json.Marshal(e.IntensityProviders)
 	}
+	if g := e.Grid; g != nil {
+		for k, v := range map[string]quantity.Energy{"facility_energy_kwh": g.Facility, "grid_import_kwh": e.Energy,
+			"onsite_generation_kwh": g.OnsiteUsed(), "backup_generator_kwh": g.Generator, "onsite_renewable_kwh": g.Renewable,
+			"onsite_surplus_kwh": g.Surplus} {
+			m[k], _ = json.Marshal(v.KWh())
+		}
+	}
 	return json.Marshal(m)
 }
 
@@ -217,11 +238,18 @@ func (e *Emissions) MarshalJSON() ([]byte, error) {
 const (
 	SourceFacility = "facility_meter"
 	SourceITxPUE   = "it_meter_x_pue"
+	// SourceGridImport: the facility meter minus the site's metered
+	// back-up generator and on-site renewable energy, hour by hour,
+	// clamped at zero (see HourlyGrid).
+	SourceGridImport = "grid_import"
 )
 
 // Emissions computes a site's location- or market-based emissions. The
-// energy is the site's facility meter (everything the site draws) when it has
-// series, else its IT meter scaled by the site's configured PUE.
+// energy is the purchased grid electricity Scope 2 prices: the site's
+// facility meter (everything the site draws) when it has series, less, hour
+// by hour, the energy of its back-up generator and on-site renewable meters
+// when it has them (see HourlyGrid); else its IT meter scaled by the site's
+// configured PUE.
 func (a *Accountant) Emissions(ctx context.Context, tenant string, r Request) (*Emissions, error) {
 	if err := r.Check(); err != nil {
 		return nil, err
@@ -230,11 +258,11 @@ func (a *Accountant) Emissions(ctx context.Context, tenant string, r Request) (*
 	if err != nil {
 		return nil, err
 	}
-	e, overhead, source, err := a.siteEnergy(ctx, site, r.From, r.To)
+	e, overhead, source, grid, err := a.siteEnergy(ctx, site, r.From, r.To)
 	if err != nil {
 		return nil, err
 	}
-	out := &Emissions{WithSeries: r.Step > 0, Source: source, EnergySelector: e.Selector}
+	out := &Emissions{WithSeries: r.Step > 0, Source: source, EnergySelector: e.Selector, Grid: grid}
 	switch r.Method {
 	case emissions.LocationBased:
 		out.Result, out.IntensityProviders, err = a.location(ctx, site, e, overhead)
@@ -243,6 +271,11 @@ func (a *Accountant) Emissions(ctx context.Context, tenant string, r Request) (*
 	}
 	if err != nil {
 		return nil, err
+	}
+	if grid != nil {
+		if n := grid.SurplusNote(); n != "" {
+			out.Warnings = append(out.Warnings, n)
+		}
 	}
 	if r.Step > time.Hour {
 		rb, err := emissions.Rebucket(out.Result, energy.Bucketing{Step: r.Step})
@@ -254,47 +287,64 @@ func (a *Accountant) Emissions(ctx context.Context, tenant string, r Request) (*
 	return out, nil
 }
 
-// siteEnergy reads the hourly energy of the site's facility meter, or of its
-// IT meter with the PUE overhead when the facility meter has no series.
-func (a *Accountant) siteEnergy(ctx context.Context, site config.Site, from, to time.Time) (*energy.Result, *emissions.Overhead, string, error) {
+// siteEnergy reads the hourly energy Emissions prices: the site's grid
+// import (facility minus metered on-site generation, see HourlyGrid) when it
+// meters generation, else its facility meter, or its IT meter with the PUE
+// overhead when the facility meter has no series.
+func (a *Accountant) siteEnergy(ctx context.Context, site config.Site, from, to time.Time) (*energy.Result, *emissions.Overhead, string, *HourlyGrid, error) {
 	q := energy.Query{From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Hour}, Logger: a.log,
 		Selectors: selectors(site, kpi.MeterFacilityEnergy, kpi.MeterFacilityPower)}
-	e, err := a.energyOf(ctx, site, q)
+	g, err := a.hourlyGrid(ctx, site, from, to)
+	if err == nil && g != nil {
+		if err := hasData(site, g.Import); err != nil {
+			return nil, nil, "", nil, err
+		}
+		return g.Import, nil, SourceGridImport, g, nil
+	}
+	var e *energy.Result
+	if err == nil {
+		e, err = a.energyOf(ctx, site, q)
+	}
 	if err == nil {
 		if err := hasData(site, e); err != nil {
-			return nil, nil, "", err
+			return nil, nil, "", nil, err
 		}
-		return e, nil, SourceFacility, nil
+		return e, nil, SourceFacility, nil, nil
 	}
 	if !errors.Is(err, energy.ErrNoSeries) {
-		return nil, nil, "", fmt.Errorf("site %q facility energy: %w", site.ID, err)
+		return nil, nil, "", nil, fmt.Errorf("site %q facility energy: %w", site.ID, err)
 	}
 	facErr := err
 	if site.PUE == nil {
-		return nil, nil, "", fmt.Errorf("%w: site %q: no facility meter series (%v) and no pue configured to scale the IT meter: %w",
+		return nil, nil, "", nil, fmt.Errorf("%w: site %q: no facility meter series (%v) and no pue configured to scale the IT meter: %w",
 			ErrNoData, site.ID, q.Selectors, facErr)
 	}
 	q.Selectors = selectors(site, kpi.MeterITEnergy, kpi.MeterITPower)
 	e, err = a.energyOf(ctx, site, q)
 	if errors.Is(err, energy.ErrNoSeries) {
-		return nil, nil, "", fmt.Errorf("%w: site %q: neither the facility nor the IT meter (%v) has series: %w", ErrNoData, site.ID, q.Selectors, err)
+		return nil, nil, "", nil, fmt.Errorf("%w: site %q: neither the facility nor the IT meter (%v) has series: %w", ErrNoData, site.ID, q.Selectors, err)
 	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("site %q IT energy: %w", site.ID, err)
+		return nil, nil, "", nil, fmt.Errorf("site %q IT energy: %w", site.ID, err)
 	}
 	if err := hasData(site, e); err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", nil, err
 	}
-	return e, &emissions.Overhead{PUE: site.PUE.Value, Basis: site.PUE.Basis}, SourceITxPUE, nil
+	return e, &emissions.Overhead{PUE: site.PUE.Value, Basis: site.PUE.Basis}, SourceITxPUE, nil, nil
 }
 
-// energyOf computes q over the site's view of the store: from the hourly
-// rollups when they are kept, else from raw samples.
+// energyOf computes q over the site's tenant's series with the Accountant's
+// EnergySource (the hourly rollups when they are kept, else raw samples),
+// through the context's EnergyMemo when it has one.
 func (a *Accountant) energyOf(ctx context.Context, site config.Site, q energy.Query) (*energy.Result, error) {
-	if a.rollups {
-		return rollup.Compute(ctx, a.Queryable(site), q)
+	tenant := ""
+	if a.multiTenant {
+		tenant = site.SiteTenant()
 	}
-	return energy.Compute(ctx, promsource.New(a.Queryable(site)), q)
+	if m := EnergyMemoFrom(ctx); m != nil {
+		return m.energy(ctx, a.energy, tenant, q)
+	}
+	return a.energy.Energy(ctx, tenant, q)
 }
 
 // hasData refuses a result without a single covered moment: a zero that

@@ -10,6 +10,7 @@ import (
 
 	"github.com/greenloop/greenloop/accounting/energy"
 	"github.com/greenloop/greenloop/accounting/kpi"
+	"github.com/greenloop/greenloop/accounting/quantity"
 	"github.com/greenloop/greenloop/accounting/report"
 	"github.com/greenloop/greenloop/internal/config"
 )
@@ -115,7 +116,9 @@ func (g *GridImport) Reading() *report.Reading[report.KWh] {
 
 // DeriveGridImport computes the grid import from the metered inputs and the
 // report's entries. EDC is the facility meter. EDC-BG and ERES-OS come from
-// their meters (meters backup_generator_energy and renewable_onsite), else
+// their meters (meters backup_generator_energy and renewable_onsite: the
+// generation consumed on site, as MeasureInputs gives it, so that the
+// result is the hourly grid import Emissions prices, see HourlyGrid), else
 // from the officer's entries of energy_backup_gen_kwh and
 // renewable_onsite_kwh, else count as zero (no generator, no on-site plant),
 // which the source says. When a term is not metered and grid_import_kwh is
@@ -169,23 +172,65 @@ func DeriveGridImport(in kpi.Inputs, entries report.Inputs) (*GridImport, error)
 	return g, nil
 }
 
-// gridLocation computes the location-based emissions of the site's grid
-// import hour by hour: each hour's facility energy minus its metered
-// back-up generator and on-site renewable energy, times the hour's grid
-// intensity. Hourly grid import may be negative where on-site generation
-// exceeds the site's draw in an hour; it is kept so that the hours sum to
-// the annual EDC − EDC-BG − ERES-OS.
-func (a *Accountant) gridLocation(ctx context.Context, site config.Site, from, to time.Time) (*Emissions, error) {
+// HourlyGrid is a site's purchased grid electricity hour by hour: each
+// hour's facility energy minus the metered back-up generator and on-site
+// renewable energy of that hour, clamped at zero.
+//
+// Clamping follows the GHG Protocol Scope 2 Guidance and ESRS E1 AR 32(f):
+// Scope 2 prices the electricity the site buys and consumes; on-site
+// generation above the site's draw in an hour (exported, or a meter error)
+// is not consumption, earns no negative emissions and is not carried over
+// to other hours. It is reported as Surplus instead. The generation the site
+// did consume (GeneratorUsed, RenewableUsed: each source's share of the
+// hour's generation, times the part of it the site used) is what EDC-BG and
+// ERES-OS count, so the hours sum to EDC − EDC-BG − ERES-OS exactly.
+type HourlyGrid struct {
+	// Import is the grid import in hourly buckets; its Selector names the
+	// facility meter minus the generation meters.
+	Import *energy.Result
+	// Facility is the facility energy (EDC) of the period.
+	Facility quantity.Energy
+	// Generator and Renewable are the metered back-up generator and
+	// on-site renewable energy; GeneratorUsed and RenewableUsed the parts
+	// of them consumed on site.
+	Generator, Renewable         quantity.Energy
+	GeneratorUsed, RenewableUsed quantity.Energy
+	// Surplus is the generation above the facility energy, summed over the
+	// hours where there was some (SurplusHours, the first of them in
+	// FirstSurplus).
+	Surplus      quantity.Energy
+	SurplusHours int
+	FirstSurplus time.Time
+	// Meters are the generation meters' selectors.
+	Meters []string
+}
+
+// OnsiteUsed is the on-site generation consumed on site.
+func (g *HourlyGrid) OnsiteUsed() quantity.Energy { return g.GeneratorUsed + g.RenewableUsed }
+
+// SurplusNote says, when there was a surplus, how much, when and how it was
+// treated; "" otherwise.
+func (g *HourlyGrid) SurplusNote() string {
+	if g.SurplusHours == 0 {
+		return ""
+	}
+	return fmt.Sprintf("on-site generation (%s) exceeded the facility energy in %d hour(s), first %s: the grid import of those hours is taken as 0, "+
+		"and the surplus %s (exported, or a meter error) is reported as onsite_surplus_kwh, never as negative emissions",
+		strings.Join(g.Meters, " + "), g.SurplusHours, g.FirstSurplus.UTC().Format(time.RFC3339), g.Surplus)
+}
+
+// hourlyGrid reads the site's hourly grid import over [from, to). It
+// returns nil, nil when the site has no generation meter with series (no
+// configured backup_generator_energy or renewable_onsite selector, or none
+// of their series exist), so the facility energy is the grid import; and
+// an error wrapping energy.ErrNoSeries when the facility meter has none.
+func (a *Accountant) hourlyGrid(ctx context.Context, site config.Site, from, to time.Time) (*HourlyGrid, error) {
 	hourly := func(keys ...string) (*energy.Result, error) {
 		return a.energyOf(ctx, site, energy.Query{From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Hour}, Logger: a.log,
 			Selectors: selectors(site, keys...)})
 	}
-	grid, err := hourly(kpi.MeterFacilityEnergy, kpi.MeterFacilityPower)
-	if err != nil {
-		return nil, fmt.Errorf("%w: site %q hourly facility energy: %w", ErrNoData, site.ID, err)
-	}
-	sels := []string{grid.Selector}
-	for _, key := range []string{kpi.MeterBackupGenerator, kpi.MeterOnsiteRenewable} {
+	var gens [2]*energy.Result // generator, renewable
+	for i, key := range []string{kpi.MeterBackupGenerator, kpi.MeterOnsiteRenewable} {
 		if len(selectors(site, key)) == 0 {
 			continue
 		}
@@ -196,25 +241,87 @@ func (a *Accountant) gridLocation(ctx context.Context, site config.Site, from, t
 		if err != nil {
 			return nil, fmt.Errorf("site %q hourly %s: %w", site.ID, key, err)
 		}
-		byStart := make(map[int64]energy.Bucket, len(t.Buckets))
-		for _, b := range t.Buckets {
-			byStart[b.Start.UnixMilli()] = b
-		}
-		for i := range grid.Buckets {
-			b := &grid.Buckets[i]
-			if tb, ok := byStart[b.Start.UnixMilli()]; ok {
-				b.Energy -= tb.Energy
-				b.Estimated += tb.Estimated
-				b.Completeness = min(b.Completeness, tb.Completeness)
-			}
-		}
-		grid.Total -= t.Total
-		sels = append(sels, "− "+t.Selector)
+		gens[i] = t
 	}
-	grid.Selector = strings.Join(sels, " ")
-	res, provs, err := a.location(ctx, site, grid, nil)
+	if gens[0] == nil && gens[1] == nil {
+		return nil, nil
+	}
+	fac, err := hourly(kpi.MeterFacilityEnergy, kpi.MeterFacilityPower)
+	if err != nil {
+		return nil, fmt.Errorf("site %q hourly facility energy: %w", site.ID, err)
+	}
+	g := &HourlyGrid{Facility: fac.Total}
+	sels := []string{fac.Selector}
+	var byStart [2]map[int64]energy.Bucket
+	for i, t := range gens {
+		if t == nil {
+			continue
+		}
+		byStart[i] = make(map[int64]energy.Bucket, len(t.Buckets))
+		for _, b := range t.Buckets {
+			byStart[i][b.Start.UnixMilli()] = b
+		}
+		sels = append(sels, "− "+t.Selector)
+		g.Meters = append(g.Meters, t.Selector)
+		fac.Completeness = min(fac.Completeness, t.Completeness)
+		fac.Estimated += t.Estimated
+	}
+	fac.Total = 0
+	for i := range fac.Buckets {
+		b := &fac.Buckets[i]
+		var gen [2]quantity.Energy
+		for k := range gens {
+			tb, ok := byStart[k][b.Start.UnixMilli()]
+			if !ok {
+				continue
+			}
+			gen[k] = max(tb.Energy, 0)
+			b.Estimated += tb.Estimated
+			b.Completeness = min(b.Completeness, tb.Completeness)
+		}
+		g.Generator += gen[0]
+		g.Renewable += gen[1]
+		total, draw := gen[0]+gen[1], max(b.Energy, 0)
+		used := 1.0 // the share of the hour's generation consumed on site
+		if total > draw {
+			used = float64(draw / total)
+			g.Surplus += total - draw
+			if g.SurplusHours == 0 {
+				g.FirstSurplus = b.Start
+			}
+			g.SurplusHours++
+		}
+		g.GeneratorUsed += gen[0] * quantity.Energy(used)
+		g.RenewableUsed += gen[1] * quantity.Energy(used)
+		b.Energy = max(draw-total, 0)
+		b.Estimated = min(b.Estimated, b.Energy)
+		fac.Total += b.Energy
+	}
+	fac.Estimated = min(fac.Estimated, fac.Total)
+	fac.Selector = strings.Join(sels, " ")
+	g.Import = fac
+	return g, nil
+}
+
+// gridLocation computes the location-based emissions of the site's grid
+// import hour by hour (see HourlyGrid): the figure the report's
+// location-based factor comes from, equal to /api/v1/emissions'.
+func (a *Accountant) gridLocation(ctx context.Context, site config.Site, from, to time.Time) (*Emissions, error) {
+	g, err := a.hourlyGrid(ctx, site, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoData, err)
+	}
+	if g == nil {
+		return nil, fmt.Errorf("%w: site %q: no generation meter has series between %s and %s", ErrNoData, site.ID,
+			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	res, provs, err := a.location(ctx, site, g.Import, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &Emissions{Result: res, Source: SourceFacility, EnergySelector: grid.Selector, IntensityProviders: provs}, nil
+	out := &Emissions{Result: res, Source: SourceGridImport, EnergySelector: g.Import.Selector, IntensityProviders: provs, Grid: g}
+	if n := g.SurplusNote(); n != "" {
+		res.Warnings = append(res.Warnings, n)
+	}
+	return out, nil
 }

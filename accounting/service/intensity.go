@@ -318,7 +318,7 @@ func BuildSources(c config.Carbon, sites []config.Site, clock providers.Clock, l
 	var errs []error
 	for i, pc := range c.Providers {
 		path := fmt.Sprintf("carbon.providers[%d]", i)
-		src, err := buildSource(pc, siteZones, clock, log.With("provider", pc.Type))
+		src, err := buildSource(pc, sites, siteZones, clock, log.With("provider", pc.Type))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s (%s): %w", path, pc.Type, err))
 			continue
@@ -328,7 +328,7 @@ func BuildSources(c config.Carbon, sites []config.Site, clock providers.Clock, l
 	return out, errors.Join(errs...)
 }
 
-func buildSource(pc config.CarbonProvider, siteZones []string, clock providers.Clock, log *slog.Logger) (Source, error) {
+func buildSource(pc config.CarbonProvider, sites []config.Site, siteZones []string, clock providers.Clock, log *slog.Logger) (Source, error) {
 	zones := pc.ProviderZones()
 	if len(zones) == 0 {
 		zones = siteZones
@@ -379,11 +379,32 @@ func buildSource(pc config.CarbonProvider, siteZones []string, clock providers.C
 		if err != nil {
 			return Source{}, err
 		}
-		if len(pc.ProviderZones()) == 0 {
-			return Source{}, errors.New("zone: must name the WattTime region (e.g. CAISO_NORTH)")
+		// Zones named by the provider are WattTime regions; without them,
+		// the sites' zones are served through their locations' regions
+		// (looked up once with /v3/region-from-loc).
+		zones = pc.ProviderZones()
+		locs := map[string]providers.Location{}
+		if len(zones) == 0 {
+			for _, s := range sites {
+				if s.Zone == "" || s.Location == (config.Location{}) {
+					continue
+				}
+				if l, ok := locs[s.Zone]; ok {
+					if l != (providers.Location{Lat: s.Location.Lat, Lon: s.Location.Lon}) {
+						log.Warn("sites share a zone but not a location: the zone's WattTime region is looked up at the first site's",
+							"zone", s.Zone, "site", s.ID)
+					}
+					continue
+				}
+				locs[s.Zone] = providers.Location{Lat: s.Location.Lat, Lon: s.Location.Lon}
+				zones = append(zones, s.Zone)
+			}
+		}
+		if len(zones) == 0 {
+			return Source{}, errors.New("zone: must name the WattTime region (e.g. CAISO_NORTH), or the sites must have a location to look their region up")
 		}
 		p, err := providers.NewWattTime(providers.WattTimeConfig{Options: opt, Username: pc.Username, Password: pw,
-			LoginURL: pc.LoginURL, MaxRange: pc.MaxRange.D(), ForecastHorizon: pc.ForecastHorizon.D()})
+			LoginURL: pc.LoginURL, MaxRange: pc.MaxRange.D(), ForecastHorizon: pc.ForecastHorizon.D(), Locations: locs})
 		return Source{Provider: p, Zones: zones, Signal: sig}, err
 	case "ukgrid":
 		return Source{Provider: providers.NewUKGrid(opt), Zones: []string{providers.UKGridZone}, Signal: sig}, nil

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,5 +198,60 @@ func TestBuildSources(t *testing.T) {
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("want a wrapped ErrNotExist: %v", err)
+	}
+}
+
+// A watttime provider without zones serves the sites' zones through their
+// locations: one /v3/region-from-loc look-up per zone, at the first site's
+// location, and the data asked for that region.
+func TestBuildSourcesWattTimeLocations(t *testing.T) {
+	var mu sync.Mutex
+	var lookups, regions []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/login":
+			fmt.Fprint(w, `{"token":"tok"}`)
+		case "/v3/region-from-loc":
+			lookups = append(lookups, r.URL.Query().Get("latitude")+","+r.URL.Query().Get("longitude"))
+			fmt.Fprint(w, `{"region":"CAISO_NORTH","region_full_name":"California ISO Northern","signal_type":"co2_moer"}`)
+		default:
+			regions = append(regions, r.URL.Query().Get("region"))
+			http.Error(w, `{"error":"not in this test"}`, http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("GL_TEST_WT_PW", "pw")
+	sites := []config.Site{{ID: "a", Zone: "US-CAL-CISO", Location: config.Location{Lat: 37.77, Lon: -122.42}},
+		{ID: "b", Zone: "US-CAL-CISO", Location: config.Location{Lat: 38.5, Lon: -121.5}}, {ID: "c", Zone: "DE"}}
+	wt := config.CarbonProvider{Type: "watttime", Username: "u", PasswordEnv: "GL_TEST_WT_PW", BaseURL: srv.URL, LoginURL: srv.URL + "/login"}
+	srcs, err := BuildSources(config.Carbon{Providers: []config.CarbonProvider{wt}}, sites, providers.SystemClock{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z := strings.Join(srcs[0].Zones, ","); z != "US-CAL-CISO" {
+		t.Fatalf("zones %q, want the one zone with a location", z)
+	}
+	p, ok := srcs[0].Provider.(*providers.WattTime)
+	if !ok {
+		t.Fatalf("provider %T", srcs[0].Provider)
+	}
+	region, err := p.Region(context.Background(), "US-CAL-CISO")
+	if err != nil || region != "CAISO_NORTH" {
+		t.Fatalf("region %q, %v", region, err)
+	}
+	if _, err := p.Region(context.Background(), "US-CAL-CISO"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if strings.Join(lookups, ";") != "37.77,-122.42" {
+		t.Errorf("look-ups %v, want one at the first site's location", lookups)
+	}
+	mu.Unlock()
+	// No zone and no site location: nothing to ask WattTime for.
+	_, err = BuildSources(config.Carbon{Providers: []config.CarbonProvider{wt}}, []config.Site{{ID: "c", Zone: "DE"}}, providers.SystemClock{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "carbon.providers[0] (watttime): zone: must name the WattTime region") {
+		t.Errorf("err %v", err)
 	}
 }

@@ -25,13 +25,19 @@ type KPIs struct {
 	Inputs kpi.Inputs
 	// Completeness is the lower of the facility and IT meters' completeness, 0 to 1.
 	Completeness float64
-	// Notes say why a KPI is missing (e.g. no intensity for CUE).
+	// Notes say why a KPI is missing (e.g. no intensity for CUE), and
+	// when on-site generation exceeded the facility energy in some hour.
 	Notes []string
+	// Grid, when the site meters on-site generation, is the hourly grid
+	// import CUE's Scope 2 prices (see HourlyGrid).
+	Grid *HourlyGrid
 }
 
 // MarshalJSON writes {"site","from","to","pue","wue","erf","ref","cue_location",
 // "cue_market","cer","completeness","categories","energy":{...},"kpis":[...],
 // "issues":[...],"notes":[...]}; a KPI that could not be computed is null.
+// A site that meters on-site generation also gets "grid_import_kwh" (the
+// energy CUE's Scope 2 prices) and "onsite_surplus_kwh".
 func (k *KPIs) MarshalJSON() ([]byte, error) {
 	val := func(id string) *float64 {
 		if v, ok := k.Result.Get(id); ok {
@@ -56,6 +62,11 @@ func (k *KPIs) MarshalJSON() ([]byte, error) {
 	if err := json.Unmarshal(b, &full); err != nil {
 		return nil, err
 	}
+	var grid, surplus *float64
+	if g := k.Grid; g != nil {
+		gk, sk := g.Import.Total.KWh(), g.Surplus.KWh()
+		grid, surplus = &gk, &sk
+	}
 	return json.Marshal(struct {
 		Site         string            `json:"site"`
 		From         time.Time         `json:"from"`
@@ -74,14 +85,18 @@ func (k *KPIs) MarshalJSON() ([]byte, error) {
 		KPIs         []kpi.KPI         `json:"kpis"`
 		Issues       []kpi.Issue       `json:"issues,omitempty"`
 		Notes        []string          `json:"notes,omitempty"`
+		GridKWh      *float64          `json:"grid_import_kwh,omitempty"`
+		SurplusKWh   *float64          `json:"onsite_surplus_kwh,omitempty"`
 	}{k.Site, k.From, k.To, val("pue"), val("wue"), val("erf"), val("ref"), val("cue_location"), val("cue_market"), val("cer"),
-		k.Completeness, cats, k.Inputs.Facility.Value.KWh(), k.Inputs.IT.Value.KWh(), full.KPIs, full.Issues, k.Notes})
+		k.Completeness, cats, k.Inputs.Facility.Value.KWh(), k.Inputs.IT.Value.KWh(), full.KPIs, full.Issues, k.Notes, grid, surplus})
 }
 
 // KPIs computes a site's PUE, WUE, ERF, REF, CUE (location and market) and
 // CER over [from, to). Facility and IT meters are required; the emissions
 // for CUE and the certificates for REF are added when they can be computed,
-// and Notes say why when not.
+// and Notes say why when not. CUE's Scope 2 is Emissions' figure: the grid
+// import when the site meters on-site generation, so it agrees with the EU
+// report's.
 func (a *Accountant) KPIs(ctx context.Context, tenant, siteID string, from, to time.Time) (*KPIs, error) {
 	if err := (Request{From: from, To: to, Method: emissions.LocationBased}).Check(); err != nil {
 		return nil, err
@@ -90,11 +105,16 @@ func (a *Accountant) KPIs(ctx context.Context, tenant, siteID string, from, to t
 	if err != nil {
 		return nil, err
 	}
-	in, err := a.MeasureInputs(ctx, site, from, to)
+	in, grid, err := a.measureInputs(ctx, site, from, to)
 	if err != nil {
 		return nil, err
 	}
-	out := &KPIs{Site: site.ID, From: from, To: to}
+	out := &KPIs{Site: site.ID, From: from, To: to, Grid: grid}
+	if grid != nil {
+		if n := grid.SurplusNote(); n != "" {
+			out.Notes = append(out.Notes, n)
+		}
+	}
 	out.Completeness = min(in.Facility.Completeness, in.IT.Completeness)
 	if in.Facility.Completeness == 0 && in.Facility.Value == 0 {
 		return nil, fmt.Errorf("%w: site %q: the facility meter %v has no samples in the period", ErrNoData, site.ID, in.Facility.Meters)
@@ -126,8 +146,44 @@ func (a *Accountant) KPIs(ctx context.Context, tenant, siteID string, from, to t
 }
 
 // MeasureInputs reads the site's meters into KPI inputs, with the site's IT
-// meter point and WUE category.
+// meter point and WUE category. When on-site generation exceeded the
+// facility energy in some hour, EDC-BG (BackupGenerators) and ERES-OS
+// (RenewableOnsite) are the parts of the generation consumed on site (see
+// HourlyGrid), so that EDC − EDC-BG − ERES-OS is the hourly grid import
+// that Emissions prices; the surplus is not consumption.
 func (a *Accountant) MeasureInputs(ctx context.Context, site config.Site, from, to time.Time) (kpi.Inputs, error) {
+	in, _, err := a.measureInputs(ctx, site, from, to)
+	return in, err
+}
+
+// measureInputs is MeasureInputs, also returning the hourly grid import
+// when the site meters on-site generation.
+func (a *Accountant) measureInputs(ctx context.Context, site config.Site, from, to time.Time) (kpi.Inputs, *HourlyGrid, error) {
+	in, err := a.measureMeters(ctx, site, from, to)
+	if err != nil || (in.BackupGenerators == nil && in.RenewableOnsite == nil) {
+		return in, nil, err
+	}
+	g, err := a.hourlyGrid(ctx, site, from, to)
+	if err != nil {
+		return in, nil, fmt.Errorf("site %q grid import: %w", site.ID, err)
+	}
+	if g == nil || g.SurplusHours == 0 {
+		return in, g, nil
+	}
+	for _, t := range []struct {
+		e    *kpi.Energy
+		used quantity.Energy
+	}{{in.BackupGenerators, g.GeneratorUsed}, {in.RenewableOnsite, g.RenewableUsed}} {
+		if t.e != nil {
+			t.e.Value = t.used
+			t.e.Estimated = min(t.e.Estimated, t.used)
+		}
+	}
+	return in, g, nil
+}
+
+// measureMeters reads the meters' sums over the period.
+func (a *Accountant) measureMeters(ctx context.Context, site config.Site, from, to time.Time) (kpi.Inputs, error) {
 	mp := kpi.ITMeterPoint(site.ITMeterPoint)
 	if mp == "" {
 		mp = kpi.UPSOutput

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/greenloop/greenloop/accounting/carbon/providers"
@@ -41,9 +43,15 @@ func newAccountant(cfg config.Server, store storage.Queryable, sites []config.Si
 			names = append(names, p.Type)
 		}
 	}
-	// The embedded store keeps hourly rollups (startRollups); ClickHouse reads its own.
-	return service.New(service.Options{Store: store, Sites: sites, MultiTenant: cfg.Auth.TokensFile != "", Providers: names,
-		Rollups: cfg.Storage.Backend != "clickhouse", Logger: log})
+	o := service.Options{Store: store, Sites: sites, MultiTenant: cfg.Auth.TokensFile != "", Providers: names, Logger: log}
+	// The embedded store keeps hourly rollups (startRollups); ClickHouse
+	// keeps its own hourly rollup table, read in SQL.
+	if chs, ok := store.(*clickhouse.Store); ok && cfg.Storage.Backend == "clickhouse" {
+		o.Energy = service.ClickHouseEnergy{Store: chs}
+	} else {
+		o.Rollups = cfg.Storage.Backend != "clickhouse"
+	}
+	return service.New(o)
 }
 
 // newReportService opens the EU report's stores: with the ClickHouse
@@ -113,6 +121,18 @@ func reportConn(cfg config.Server, st *clickhouse.Store) (driver.Conn, func() er
 	return conn, conn.Close, nil
 }
 
+// reportEnergyMemo gives each EU report request (GET and POST under
+// /api/v1/reports/eu, not the snapshot reads) a service.EnergyMemo of its own.
+func reportEnergyMemo(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p := c.Path(); p == accountingapi.PathReportEU || (p == accountingapi.PathReportSnapshots && c.Request().Method == http.MethodPost) {
+			ctx, _ := service.WithEnergyMemo(c.Request().Context())
+			c.SetRequest(c.Request().WithContext(ctx))
+		}
+		return next(c)
+	}
+}
+
 // storeAges are the sample ages the configured store takes, as openStore
 // sets its writers: newer than window through the live writer, older ones
 // up to retention through the backfill.
@@ -153,6 +173,9 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 	if backfill != nil {
 		bf = backfill
 	}
+	// An EU report (preview or freeze) reads the site's meters for several
+	// figures: each request reads each meter once (service.EnergyMemo).
+	srv.Echo().Use(reportEnergyMemo)
 	accountingapi.Register(srv.Echo(), accountingapi.Deps{
 		Accountant:    acct,
 		Writer:        writer,

@@ -156,6 +156,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		q = db
 	}
 	acct := newAccountant(cfg, q, cfg.Sites, log)
+	// One command is one piece of work: each meter is read once.
+	ctx, _ = service.WithEnergyMemo(ctx)
 	tenant := ""
 	if cfg.Auth.TokensFile != "" {
 		tenant = site.SiteTenant()

@@ -44,7 +44,8 @@ type env struct {
 
 func sites() []config.Site {
 	return []config.Site{
-		{ID: "fra1", Name: "Frankfurt 1", Zone: "DE", Tenant: "acme", ITCapacityKW: 800,
+		// The PV meter has series only where a test writes them (pvCounter).
+		{ID: "fra1", Name: "Frankfurt 1", Zone: "DE", Tenant: "acme", ITCapacityKW: 800, Meters: map[string]string{"renewable_onsite": pvSelector},
 			ResidualMix: []config.EmissionFactor{{GPerKWh: 700, Source: "AIB 2025", Year: 2025}},
 			Instruments: []config.Instrument{{ID: "go1", Type: "GO", CertIDs: []string{"GO-1"}, From: servicetest.From, To: servicetest.To, EnergyMWh: 1}}},
 		{ID: "par1", Zone: "FR", Tenant: "other"},

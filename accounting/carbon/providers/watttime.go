@@ -38,6 +38,22 @@ type WattTimeConfig struct {
 	MaxRange time.Duration
 	// ForecastHorizon is asked of /v3/forecast as horizon_hours (default 24 h, at most 72 h).
 	ForecastHorizon time.Duration
+	// Locations maps zones that are not WattTime regions (a site's zone
+	// such as "US-CAL-CISO") to the site's location. Asked for such a
+	// zone, the provider looks the region up once with
+	// /v3/region-from-loc (signal co2_moer; cached for the provider's
+	// lifetime), asks WattTime for that region and labels the points with
+	// the zone. A zone not listed is the WattTime region itself.
+	Locations map[string]Location
+}
+
+// Location is a point on the map in degrees (WGS 84).
+type Location struct {
+	Lat, Lon float64
+}
+
+func (l Location) String() string {
+	return strconv.FormatFloat(l.Lat, 'f', -1, 64) + "," + strconv.FormatFloat(l.Lon, 'f', -1, 64)
 }
 
 // WattTime reads the WattTime API v3 (https://api.watttime.org). Zones are
@@ -53,6 +69,11 @@ type WattTime struct {
 	token   string
 	expires time.Time
 	logins  int
+
+	// regionMu serialises region look-ups, so concurrent calls for one
+	// location ask WattTime once; regions caches them by location.
+	regionMu sync.Mutex
+	regions  map[Location]Region
 }
 
 // NewWattTime returns the provider. Default rate: 1 request/s, burst 5
@@ -79,8 +100,13 @@ func NewWattTime(cfg WattTimeConfig) (*WattTime, error) {
 	if cfg.ForecastHorizon > 72*time.Hour {
 		return nil, fmt.Errorf("watttime: forecast horizon %v longer than 72h", cfg.ForecastHorizon)
 	}
+	for zone, l := range cfg.Locations {
+		if !(l.Lat >= -90 && l.Lat <= 90) || !(l.Lon >= -180 && l.Lon <= 180) {
+			return nil, fmt.Errorf("watttime: location of zone %q: latitude %v, longitude %v: want [-90, 90] and [-180, 180]", zone, l.Lat, l.Lon)
+		}
+	}
 	cfg.Options = cfg.Options.withDefaults("https://api.watttime.org", 1, 5)
-	return &WattTime{cfg: cfg, c: newClient("watttime", cfg.Options), cache: newCache(cfg.Options)}, nil
+	return &WattTime{cfg: cfg, c: newClient("watttime", cfg.Options), cache: newCache(cfg.Options), regions: map[Location]Region{}}, nil
 }
 
 // Name returns "watttime".
@@ -157,9 +183,13 @@ func (w *WattTime) Intensity(ctx context.Context, zone string, from, to time.Tim
 		return nil, err
 	}
 	return w.cache.rangeCached(ctx, zone, signal, from, to, func(ctx context.Context, from, to time.Time) ([]Point, error) {
+		region, err := w.Region(ctx, zone)
+		if err != nil {
+			return nil, err
+		}
 		var out []Point
 		for _, win := range windows(from, to, w.cfg.MaxRange) {
-			q := url.Values{"region": {zone}, "signal_type": {st},
+			q := url.Values{"region": {region}, "signal_type": {st},
 				"start": {win[0].UTC().Format(time.RFC3339)}, "end": {win[1].UTC().Format(time.RFC3339)}}
 			r, err := w.get(ctx, "/v3/historical", q)
 			if err != nil {
@@ -193,7 +223,11 @@ func (w *WattTime) Forecast(ctx context.Context, zone string, from, to time.Time
 }
 
 func (w *WattTime) forecast(ctx context.Context, zone string, horizon time.Duration, kind Kind) ([]Point, error) {
-	q := url.Values{"region": {zone}, "signal_type": {"co2_moer"}, "horizon_hours": {strconv.Itoa(int(horizon / time.Hour))}}
+	region, err := w.Region(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"region": {region}, "signal_type": {"co2_moer"}, "horizon_hours": {strconv.Itoa(int(horizon / time.Hour))}}
 	r, err := w.get(ctx, "/v3/forecast", q)
 	if err != nil {
 		return nil, err
@@ -248,18 +282,92 @@ func (w *WattTime) RegionFromLocation(ctx context.Context, lat, lon float64, sig
 	if err != nil {
 		return Region{}, err
 	}
+	reg, err := parseWattTimeRegion(r.body, st)
+	if err != nil {
+		return Region{}, w.c.bad(r.endpoint, err)
+	}
+	return reg, nil
+}
+
+// parseWattTimeRegion reads a /v3/region-from-loc answer
+// {"region","region_full_name","signal_type"} asked for signal type st.
+func parseWattTimeRegion(b []byte, st string) (Region, error) {
 	var body struct {
 		Region     string `json:"region"`
 		FullName   string `json:"region_full_name"`
 		SignalType string `json:"signal_type"`
 	}
-	if err := decodeJSON(r.body, &body); err != nil {
-		return Region{}, w.c.bad(r.endpoint, err)
+	if err := decodeJSON(b, &body); err != nil {
+		return Region{}, err
 	}
 	if body.Region == "" {
-		return Region{}, w.c.bad(r.endpoint, fieldErr("region", "missing or empty"))
+		return Region{}, fieldErr("region", "missing or empty")
+	}
+	if body.SignalType != "" && body.SignalType != st {
+		return Region{}, fieldErr("signal_type", "%q, asked for %q", body.SignalType, st)
 	}
 	return Region{Region: body.Region, FullName: body.FullName, SignalType: body.SignalType}, nil
+}
+
+// RegionError is a failed look-up of the WattTime region of a zone from
+// its location (/v3/region-from-loc). It wraps the provider's error
+// (*AuthError, *ResponseError, *QuotaError, ...), so errors.Is(err,
+// ErrAuth) and the like still hold; a refused location (HTTP 400) is also
+// ErrUnknownZone.
+type RegionError struct {
+	Zone     string
+	Location Location
+	// Reason says what the status means for this call ("" when the
+	// wrapped error says it all).
+	Reason string
+	Err    error
+}
+
+func (e *RegionError) Error() string {
+	s := fmt.Sprintf("watttime: WattTime region of zone %q from its location %s (/v3/region-from-loc)", e.Zone, e.Location)
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *RegionError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnknownZone) true for a location WattTime refused (HTTP 400).
+func (e *RegionError) Is(target error) bool {
+	var re *ResponseError
+	return target == ErrUnknownZone && errors.As(e.Err, &re) && re.Status == http.StatusBadRequest
+}
+
+// Region returns the WattTime region the provider asks for zone: the
+// region of the zone's configured location (Locations), looked up once,
+// else the zone itself.
+func (w *WattTime) Region(ctx context.Context, zone string) (string, error) {
+	loc, ok := w.cfg.Locations[zone]
+	if !ok {
+		return zone, nil
+	}
+	w.regionMu.Lock()
+	defer w.regionMu.Unlock()
+	if r, ok := w.regions[loc]; ok {
+		return r.Region, nil
+	}
+	r, err := w.RegionFromLocation(ctx, loc.Lat, loc.Lon, Marginal)
+	if err != nil {
+		e := &RegionError{Zone: zone, Location: loc, Err: err}
+		var ae *AuthError
+		var re *ResponseError
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
+			e.Reason = "HTTP 403: the WattTime plan does not include region look-ups for this location or signal co2_moer (not in plan)"
+		case errors.As(err, &re) && re.Status == http.StatusBadRequest:
+			e.Reason = "HTTP 400: WattTime refused the coordinates (outside every WattTime region, or not a valid location): check the site's location"
+		}
+		return "", e
+	}
+	w.regions[loc] = r
+	w.cfg.Logger.Info("watttime region from location", "zone", zone, "location", loc.String(), "region", r.Region, "region_full_name", r.FullName)
+	return r.Region, nil
 }
 
 // Index is a WattTime signal index: where the current marginal rate lies
@@ -272,7 +380,11 @@ type Index struct {
 // SignalIndex returns /v3/signal-index for the marginal signal; it is
 // available on WattTime's free plan for every region.
 func (w *WattTime) SignalIndex(ctx context.Context, zone string) (Index, error) {
-	r, err := w.get(ctx, "/v3/signal-index", url.Values{"region": {zone}, "signal_type": {"co2_moer"}})
+	region, err := w.Region(ctx, zone)
+	if err != nil {
+		return Index{}, err
+	}
+	r, err := w.get(ctx, "/v3/signal-index", url.Values{"region": {region}, "signal_type": {"co2_moer"}})
 	if err != nil {
 		return Index{}, err
 	}
