@@ -166,10 +166,9 @@ func (s *Server) fastPlan(qs string) *fastrate.Plan {
 // caller then asks the engine); other failures are in the result, as the
 // engine's are.
 func execFast(ctx context.Context, q storage.Queryable, plan *fastrate.Plan, start, end time.Time, step time.Duration, steps int64, n int) (rangeResult, error) {
-	per := (steps + int64(n) - 1) / int64(n)
 	var bounds [][2]time.Time
-	for i := int64(0); i < steps; i += per {
-		bounds = append(bounds, [2]time.Time{start.Add(time.Duration(i) * step), start.Add(time.Duration(min(i+per, steps)-1) * step)})
+	for _, r := range fastShards(steps, n) {
+		bounds = append(bounds, [2]time.Time{start.Add(time.Duration(r[0]) * step), start.Add(time.Duration(r[1]-1) * step)})
 	}
 	ms := make([]promql.Matrix, len(bounds))
 	errs := make([]error, len(bounds))
@@ -209,4 +208,21 @@ func execFast(ctx context.Context, q storage.Queryable, plan *fastrate.Plan, sta
 		return rangeResult{m: ms[0]}, nil
 	}
 	return rangeResult{m: mergeShards(ms)}, nil
+}
+
+// fastShards splits steps into n consecutive ranges [from, to) of step
+// indices. The newest shard reads the head and usually more blocks, which
+// costs more per sample, so it gets 80 % of an equal share (measured on a
+// day of 10,000 counters: 0.35 s and 0.55 s for equal halves).
+func fastShards(steps int64, n int) [][2]int64 {
+	if n <= 1 || steps < int64(n) {
+		return [][2]int64{{0, steps}}
+	}
+	last := max(1, steps*4/(5*int64(n)))
+	per := (steps - last + int64(n) - 2) / int64(n-1)
+	var out [][2]int64
+	for i := int64(0); i < steps-last; i += per {
+		out = append(out, [2]int64{i, min(i+per, steps-last)})
+	}
+	return append(out, [2]int64{steps - last, steps})
 }

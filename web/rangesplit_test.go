@@ -70,3 +70,34 @@ func TestRangeShardsMatchOneQuery(t *testing.T) {
 		t.Errorf("@ end() query split in %d", n)
 	}
 }
+
+func TestFastShards(t *testing.T) {
+	for _, tc := range []struct {
+		steps int64
+		n     int
+		want  [][2]int64
+	}{
+		{1440, 2, [][2]int64{{0, 864}, {864, 1440}}},
+		{1440, 1, [][2]int64{{0, 1440}}},
+		{1000, 3, [][2]int64{{0, 367}, {367, 734}, {734, 1000}}},
+		{1, 2, [][2]int64{{0, 1}}},
+		{2, 2, [][2]int64{{0, 1}, {1, 2}}},
+		{7, 4, [][2]int64{{0, 2}, {2, 4}, {4, 6}, {6, 7}}},
+	} {
+		got := fastShards(tc.steps, tc.n)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("fastShards(%d, %d) = %v, want %v", tc.steps, tc.n, got, tc.want)
+		}
+		// Whatever the split, every step exactly once, in order.
+		next := int64(0)
+		for _, r := range got {
+			if r[0] != next || r[1] <= r[0] {
+				t.Errorf("fastShards(%d, %d): range %v after %d", tc.steps, tc.n, r, next)
+			}
+			next = r[1]
+		}
+		if next != tc.steps || len(got) > max(tc.n, 1) {
+			t.Errorf("fastShards(%d, %d) covers %d steps in %d shards", tc.steps, tc.n, next, len(got))
+		}
+	}
+}
