@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -427,4 +428,85 @@ func TestKahanIncIsPrometheus(t *testing.T) {
 			t.Fatalf("kahanInc(%v, %v, %v) = %v, %v; kahansum.Inc %v, %v", inc, sum, c, gs, gc, ws, wc)
 		}
 	}
+}
+
+// Queries while samples are appended to the head's open chunks: the chunk
+// path must not read a chunk being written (the race detector watches), and
+// every answer must be one the engine could give at some moment, here
+// checked as points that never decrease (the counters only rise).
+func TestConcurrentAppend(t *testing.T) {
+	db := openDB(t)
+	base := int64(1_700_000_000_000)
+	lsets := make([]labels.Labels, 50)
+	for i := range lsets {
+		lsets[i] = labels.FromStrings("__name__", "e_total", "site", fmt.Sprint(i%3), "node", fmt.Sprint(i))
+	}
+	var mu sync.Mutex
+	next := base
+	appendStep := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		app := db.Appender(context.Background())
+		for i, ls := range lsets {
+			if _, err := app.Append(0, ls, next, float64(next-base)/1000*float64(i+1)); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Error(err)
+		}
+		next += 15_000
+	}
+	for range 200 {
+		appendStep()
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				appendStep()
+			}
+		}
+	})
+	expr, _ := parse(`sum by (site) (rate(e_total[2m]))`)
+	plan, _ := Compile(expr)
+	for range 30 {
+		m, err := plan.Eval(context.Background(), db, time.UnixMilli(base+10*60_000), time.UnixMilli(base+4*3600_000), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) != 3 {
+			t.Fatalf("%d series", len(m))
+		}
+		for _, s := range m {
+			checked := 0
+			for _, p := range s.Floats {
+				// Node i rises by i+1 per second, so over whole windows of
+				// the data written before the queries began a site's sum is
+				// the sum of its nodes' i+1.
+				if p.T > base+199*15_000 {
+					break
+				}
+				want := 0.0
+				for i := range lsets {
+					if fmt.Sprint(i%3) == s.Metric.Get("site") {
+						want += float64(i + 1)
+					}
+				}
+				if math.Abs(p.F-want) > 1e-9*want {
+					t.Fatalf("%s: %v at %d, want %v", s.Metric, p.F, p.T, want)
+				}
+				checked++
+			}
+			if checked < 30 {
+				t.Fatalf("%s: only %d points checked", s.Metric, checked)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
 }
