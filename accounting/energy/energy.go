@@ -274,26 +274,9 @@ func compute(ctx context.Context, src Source, q Query, dim Dimension) (*rawResul
 	if err != nil {
 		return nil, fmt.Errorf("energy query buckets: %w", err)
 	}
-	gapFactor := q.GapFactor
-	if gapFactor == 0 {
-		gapFactor = 3
-	}
-	if !(gapFactor >= 1 && gapFactor <= 1e6) {
-		return nil, fmt.Errorf("energy query: gap factor %v, want 1 to 1e6", q.GapFactor)
-	}
-	if q.Interval < 0 || q.WrapAt < 0 || q.Lookback < 0 {
-		return nil, errors.New("energy query: negative interval, wrap range or lookback")
-	}
-	lookback := q.Lookback
-	if lookback == 0 {
-		lookback = 10 * time.Minute
-		if q.Interval > 0 {
-			lookback = time.Duration(gapFactor * float64(q.Interval))
-		}
-	}
-	maxGaps := q.MaxGaps
-	if maxGaps == 0 {
-		maxGaps = 1000
+	gapFactor, lookback, maxGaps, err := q.Limits()
+	if err != nil {
+		return nil, fmt.Errorf("energy query: %w", err)
 	}
 	log := q.Logger
 	if log == nil {
@@ -373,4 +356,32 @@ func labelString(ls map[string]string) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// Limits returns the query's gap factor, lookback and gap-list bound with
+// their defaults filled in (3 intervals; the gap factor times the interval,
+// or 10 minutes; 1,000), or an error naming the value out of range.
+func (q Query) Limits() (gapFactor float64, lookback time.Duration, maxGaps int, err error) {
+	gapFactor = q.GapFactor
+	if gapFactor == 0 {
+		gapFactor = 3
+	}
+	if !(gapFactor >= 1 && gapFactor <= 1e6) {
+		return 0, 0, 0, fmt.Errorf("gap factor %v, want 1 to 1e6", q.GapFactor)
+	}
+	if q.Interval < 0 || q.WrapAt < 0 || q.Lookback < 0 {
+		return 0, 0, 0, errors.New("negative interval, wrap range or lookback")
+	}
+	lookback = q.Lookback
+	if lookback == 0 {
+		lookback = 10 * time.Minute
+		if q.Interval > 0 {
+			lookback = time.Duration(gapFactor * float64(q.Interval))
+		}
+	}
+	maxGaps = q.MaxGaps
+	if maxGaps == 0 {
+		maxGaps = 1000
+	}
+	return gapFactor, lookback, maxGaps, nil
 }

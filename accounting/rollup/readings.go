@@ -81,26 +81,9 @@ func ComputeReadings(ctx context.Context, src ReadingSource, q energy.Query) (*e
 			return nil, fmt.Errorf("%w: edge %s", ErrNotHourly, e.UTC().Format(time.RFC3339))
 		}
 	}
-	gapFactor := q.GapFactor
-	if gapFactor == 0 {
-		gapFactor = 3
-	}
-	if !(gapFactor >= 1 && gapFactor <= 1e6) {
-		return nil, fmt.Errorf("readings query: gap factor %v, want 1 to 1e6", q.GapFactor)
-	}
-	if q.Interval < 0 || q.WrapAt < 0 || q.Lookback < 0 {
-		return nil, errors.New("readings query: negative interval, wrap range or lookback")
-	}
-	lookback := q.Lookback
-	if lookback == 0 {
-		lookback = 10 * time.Minute
-		if q.Interval > 0 {
-			lookback = time.Duration(gapFactor * float64(q.Interval))
-		}
-	}
-	maxGaps := q.MaxGaps
-	if maxGaps == 0 {
-		maxGaps = 1000
+	gapFactor, lookback, maxGaps, err := q.Limits()
+	if err != nil {
+		return nil, fmt.Errorf("readings query: %w", err)
 	}
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()
 	lo, hi := from-lookback.Milliseconds(), to+lookback.Milliseconds()
