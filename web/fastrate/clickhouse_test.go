@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/greenloop/greenloop/ingest/clickhouse"
@@ -134,33 +133,5 @@ func BenchmarkClickHouseSumRate24h(b *testing.B) {
 		}
 	}
 	b.Logf("loaded and merged %d series in %s", n, time.Since(loaded).Round(time.Second))
-	const qs = `sum by (site) (rate(greenloop_energy_joules_total[5m]))`
-	ctx := context.Background()
-	s, e := time.UnixMilli(start), time.UnixMilli(end)
-	b.Run("engine", func(b *testing.B) {
-		engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e9, Timeout: time.Hour})
-		for b.Loop() {
-			q, err := engine.NewRangeQuery(ctx, st, nil, qs, s, e, time.Minute)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if r := q.Exec(ctx); r.Err != nil {
-				b.Fatal(r.Err)
-			}
-			q.Close()
-		}
-	})
-	b.Run("fastrate", func(b *testing.B) {
-		expr, _ := parse(qs)
-		plan, _ := Compile(expr)
-		for b.Loop() {
-			m, err := plan.Eval(ctx, st, s, e, time.Minute)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(m) != 20 {
-				b.Fatalf("%d series", len(m))
-			}
-		}
-	})
+	benchEngineAndFast(b, st, start, end)
 }
