@@ -4,3 +4,6 @@ package clickhouse
 func RollupReads(s *Store) (minute, hour uint64) {
 	return s.rollupReads[0].Load(), s.rollupReads[1].Load()
 }
+
+// AnchoredRegexp is anchoredRegexp, for tests against a real server.
+func AnchoredRegexp(re string) string { return anchoredRegexp(re) }

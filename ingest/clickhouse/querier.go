@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +43,17 @@ func labelExpr(name string, args *[]any) string {
 
 // anchoredRegexp turns a Prometheus matcher regexp (RE2, fully anchored, dot
 // matching newlines) into the pattern ClickHouse's match() needs.
-func anchoredRegexp(re string) string { return "(?s)^(?:" + re + ")$" }
+func anchoredRegexp(re string) string {
+	// \Q quotes the rest of the pattern when no \E ends it: it would swallow
+	// the anchoring's ")$". Such a pattern is written out again in plain
+	// RE2 first (the literal escaped), as Prometheus parses it.
+	if strings.Contains(re, `\Q`) {
+		if p, err := syntax.Parse(re, syntax.Perl|syntax.DotNL); err == nil {
+			re = p.String()
+		}
+	}
+	return "(?s)^(?:" + re + ")$"
+}
 
 // matchersSQL translates matchers into a condition on the series table and its bind arguments.
 func matchersSQL(ms []*labels.Matcher) (string, []any) {
