@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/greenloop/greenloop/test/bench/internal/procstat"
 	"github.com/greenloop/greenloop/test/bench/loadgen"
 )
 
@@ -251,11 +252,8 @@ func sendEncoded(ctx context.Context, c *http.Client, url string, reqs [][]loadg
 
 // cpuSeconds returns the CPU time (user + system) a process has used.
 func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseStatCPU(b)
+	d, err := procstat.Process(pid)
+	return d.Seconds(), err
 }
 
 // selfCPUSeconds is the CPU time this process has used.
@@ -270,11 +268,8 @@ func selfCPUSeconds() float64 {
 
 // machineBusySeconds is the CPU time all CPUs have spent not idle since boot.
 func machineBusySeconds() (float64, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseProcStatBusy(b)
+	d, err := procstat.MachineBusy()
+	return d.Seconds(), err
 }
 
 // waitQuiet waits until the process has used under 3 % of a core over 3

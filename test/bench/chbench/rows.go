@@ -160,47 +160,6 @@ func truncate(s string, n int) string {
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on Linux).
 const clockTicks = 100
 
-// parseStatCPU returns the CPU time (user + system, seconds) of a /proc/PID/stat line.
-func parseStatCPU(b []byte) (float64, error) {
-	// The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat: no ')'")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	u, err1 := strconv.ParseUint(f[11], 10, 64)
-	s, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc stat utime/stime: %w", err)
-	}
-	return float64(u+s) / clockTicks, nil
-}
-
-// parseProcStatBusy returns the CPU time all CPUs spent not idle (user, nice,
-// system, irq, softirq, steal) from /proc/stat's first line.
-func parseProcStatBusy(b []byte) (float64, error) {
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, errors.New("unexpected /proc/stat first line")
-	}
-	var busy uint64
-	for i, v := range f[1:9] {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/stat field %d: %w", i+2, err)
-		}
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return float64(busy) / clockTicks, nil
-}
-
 // cmdlineHas reports whether a /proc/PID/cmdline (NUL-separated arguments) has arg among its arguments.
 func cmdlineHas(cmdline []byte, arg string) bool {
 	return slices.Contains(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), arg)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/greenloop/greenloop/test/bench/internal/procstat"
 )
 
 // Server names, as they appear in the report.
@@ -230,30 +232,8 @@ const clockTicks = 100
 
 // cpuSeconds returns the CPU time (user + system) a process has used.
 func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseStatCPU(b)
-}
-
-func parseStatCPU(b []byte) (float64, error) {
-	// The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(u+st) / clockTicks, nil
+	d, err := procstat.Process(pid)
+	return d.Seconds(), err
 }
 
 // selfCPUSeconds is the CPU time this process (the load generator) has used.
@@ -301,33 +281,10 @@ func waitQuiet(ctx context.Context, pid int, max time.Duration) (time.Duration, 
 	return time.Since(start), false, nil
 }
 
-// machineBusySeconds is the CPU time all CPUs have spent not idle since boot
-// (user, nice, system, irq, softirq, steal from /proc/stat).
+// machineBusySeconds is the CPU time all CPUs have spent not idle since boot.
 func machineBusySeconds() (float64, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseProcStatBusy(b)
-}
-
-func parseProcStatBusy(b []byte) (float64, error) {
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, errors.New("unexpected /proc/stat")
-	}
-	var busy int64
-	for i, v := range f[1:9] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return float64(busy) / clockTicks, nil
+	d, err := procstat.MachineBusy()
+	return d.Seconds(), err
 }
 
 // otherLoad measures the CPU time used on the machine by everything but the

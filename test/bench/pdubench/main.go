@@ -34,6 +34,7 @@ import (
 
 	"github.com/greenloop/greenloop/collectors"
 	"github.com/greenloop/greenloop/collectors/pdu"
+	"github.com/greenloop/greenloop/test/bench/internal/procstat"
 )
 
 func main() {
@@ -370,20 +371,10 @@ func (s *sim) stop() {
 }
 
 // procCPU returns the user+system CPU time of a process and its threads
-// (from /proc/<pid>/stat, in clock ticks of 10 ms).
+// (0 when it cannot be read).
 func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	d, _ := procstat.Process(pid)
+	return d
 }
 
 func simsCPU(sims []*sim) time.Duration {

@@ -29,13 +29,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/greenloop/greenloop/accounting/rollup"
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/ingest/tsdb"
+	"github.com/greenloop/greenloop/test/bench/internal/procstat"
 )
 
 type options struct {
@@ -350,31 +350,11 @@ func (s *server) get(ctx context.Context, path string) ([]byte, result, error) {
 
 // procCPU is the user + system CPU time of process pid (Linux /proc).
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := procstat.Process(pid)
 	if err != nil {
 		return 0, fmt.Errorf("server CPU: %w", err)
 	}
-	return parseStatCPU(string(b))
-}
-
-// parseStatCPU reads utime and stime (fields 14 and 15, in clock ticks of
-// 1/100 s) from a /proc/<pid>/stat line.
-func parseStatCPU(stat string) (time.Duration, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("server CPU: malformed /proc stat")
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("server CPU: short /proc stat")
-	}
-	// f[0] is field 3 (state): utime is f[11], stime f[12].
-	u, err1 := strconv.ParseUint(f[11], 10, 32)
-	s, err2 := strconv.ParseUint(f[12], 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("server CPU: %w", err)
-	}
-	return time.Duration(u+s) * 10 * time.Millisecond, nil
+	return d, nil
 }
 
 // checkReport compares the JSON report's measured energy, and the

@@ -38,25 +38,6 @@ func TestSeriesEnergyClosedForm(t *testing.T) {
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	cases := []struct {
-		stat string
-		want time.Duration
-		err  bool
-	}{
-		{"1234 (greenloop) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 37 0 0 20 0 12 0 100 0 0", 2870 * time.Millisecond, false},
-		{"77 (a b) c) R 1 1 1 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 1 0 0", 110 * time.Millisecond, false},
-		{"no parenthesis", 0, true},
-		{"1 (x) S 1 2", 0, true},
-	}
-	for _, c := range cases {
-		got, err := parseStatCPU(c.stat)
-		if (err != nil) != c.err || got != c.want {
-			t.Errorf("parseStatCPU(%q) = %v, %v; want %v, error %v", c.stat, got, err, c.want, c.err)
-		}
-	}
-}
-
 // A small year written as the benchmark writes it reads back, through the
 // rollup reader, as the model's totals and completeness — and the rolled-up
 // hours have no raw samples, so they can only come from the rollups.
