@@ -267,7 +267,7 @@ func (a *accumulator) addGap(t0, t1 int64, estimated bool) {
 		a.res.gapsOmitted++
 		return
 	}
-	a.res.gaps = append(a.res.gaps, Gap{Series: labelString(a.labels),
+	a.res.gaps = append(a.res.gaps, Gap{Series: LabelString(a.labels),
 		Start: time.UnixMilli(lo).UTC(), End: time.UnixMilli(hi).UTC(), Estimated: estimated})
 }
 

@@ -294,10 +294,10 @@ func compute(ctx context.Context, src Source, q Query, dim Dimension) (*rawResul
 			name := ls["__name__"]
 			m, err := ClassifyMetric(name)
 			if err != nil {
-				return fmt.Errorf("series %s: %w", labelString(ls), err)
+				return fmt.Errorf("series %s: %w", LabelString(ls), err)
 			}
 			if m.Dimension != dim {
-				return fmt.Errorf("series %s measures %s, want %s", labelString(ls), m.Dimension, dim)
+				return fmt.Errorf("series %s measures %s, want %s", LabelString(ls), m.Dimension, dim)
 			}
 			a.begin(m, ls)
 			if bi, ok := it.(BatchIterator); ok {
@@ -316,7 +316,7 @@ func compute(ctx context.Context, src Source, q Query, dim Dimension) (*rawResul
 				}
 			}
 			if err := it.Err(); err != nil {
-				return fmt.Errorf("series %s: read samples: %w", labelString(ls), err)
+				return fmt.Errorf("series %s: read samples: %w", LabelString(ls), err)
 			}
 			a.end()
 			return nil
@@ -336,8 +336,9 @@ func compute(ctx context.Context, src Source, q Query, dim Dimension) (*rawResul
 	return a.finish(), nil
 }
 
-// labelString formats labels the Prometheus way, name first, the rest sorted.
-func labelString(ls map[string]string) string {
+// LabelString formats labels the Prometheus way, name first, the rest
+// sorted: how gaps and errors name a series.
+func LabelString(ls map[string]string) string {
 	keys := make([]string, 0, len(ls))
 	for k := range ls {
 		if k != "__name__" {

@@ -144,7 +144,7 @@ type readAcc struct {
 func sortSeries(ss []ReadingSeries) {
 	keys := make(map[*ReadingSeries]string, len(ss))
 	for i := range ss {
-		keys[&ss[i]] = labelString(ss[i].Labels)
+		keys[&ss[i]] = energy.LabelString(ss[i].Labels)
 	}
 	ptrs := make([]*ReadingSeries, len(ss))
 	for i := range ss {
@@ -192,12 +192,12 @@ func (a *readAcc) series(s ReadingSeries) error {
 	name := s.Labels["__name__"]
 	m, err := energy.ClassifyMetric(name)
 	if err != nil {
-		return fmt.Errorf("series %s: %w", labelString(s.Labels), err)
+		return fmt.Errorf("series %s: %w", energy.LabelString(s.Labels), err)
 	}
 	if m.Dimension != energy.DimEnergy {
-		return fmt.Errorf("series %s measures %s, want %s", labelString(s.Labels), m.Dimension, energy.DimEnergy)
+		return fmt.Errorf("series %s measures %s, want %s", energy.LabelString(s.Labels), m.Dimension, energy.DimEnergy)
 	}
-	a.m, a.name, a.have = m, labelString(s.Labels), false
+	a.m, a.name, a.have = m, energy.LabelString(s.Labels), false
 	points := a.points
 	nom := a.nominal(s.Hours)
 	a.maxGap = int64(1<<62 - 1)
@@ -390,26 +390,4 @@ func (a *readAcc) result(q energy.Query, sel string, edges []time.Time) *energy.
 		r.Completeness = float64(covered) / (float64(span) * float64(a.nseries))
 	}
 	return r
-}
-
-// labelString formats labels as package energy does in its gaps: name first, the rest sorted.
-func labelString(ls map[string]string) string {
-	keys := make([]string, 0, len(ls))
-	for k := range ls {
-		if k != "__name__" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(ls["__name__"])
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s=%q", k, ls[k])
-	}
-	b.WriteByte('}')
-	return b.String()
 }
