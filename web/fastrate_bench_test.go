@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/greenloop/greenloop/test/bench/loadgen"
 )
 
 // BenchmarkQueryRange24hHTTP is the foundation issue's query through the
@@ -28,10 +30,14 @@ func BenchmarkQueryRange24hHTTP(b *testing.B) {
 				lsets[i] = labels.FromStrings("__name__", "greenloop_energy_joules_total", "site", fmt.Sprintf("site-%02d", i%20),
 					"node", fmt.Sprintf("node-%05d", i))
 			}
+			// Counters integrating the benchmarks' realistic power readings
+			// (load curve and noise), so that values decode as a meter's do.
+			counter := make([]float64, n)
 			for ts := start.Add(-10 * time.Minute); !ts.After(end); ts = ts.Add(time.Minute) {
 				app := e.store.Appender(b.Context())
 				for i, ls := range lsets {
-					if _, err := app.Append(0, ls, ts.UnixMilli(), float64(ts.Sub(start)/time.Second)*float64(100+i%50)); err != nil {
+					counter[i] += loadgen.Watts(i, ts.UnixMilli()) * 60
+					if _, err := app.Append(0, ls, ts.UnixMilli(), counter[i]); err != nil {
 						b.Fatal(err)
 					}
 				}

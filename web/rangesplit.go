@@ -53,7 +53,7 @@ func (s *Server) execRange(ctx context.Context, q storage.Queryable, opts promql
 	steps := int64(end.Sub(start)/step) + 1
 	n := shardCount(qs, steps)
 	if plan := s.fastPlan(qs); plan != nil && steps >= minFastSteps {
-		res, err := execFast(ctx, q, plan, start, end, step, steps, n)
+		res, err := execFast(ctx, q, plan, start, step, steps, n)
 		if !errors.Is(err, fastrate.ErrUnsupported) {
 			s.fastQueries.WithLabelValues("fast").Inc()
 			return res, nil
@@ -170,44 +170,16 @@ func (s *Server) fastPlan(qs string) *fastrate.Plan {
 // an engine query. fastrate.ErrUnsupported comes back as the error (the
 // caller then asks the engine); other failures are in the result, as the
 // engine's are.
-func execFast(ctx context.Context, q storage.Queryable, plan *fastrate.Plan, start, end time.Time, step time.Duration, steps int64, n int) (rangeResult, error) {
-	var bounds [][2]time.Time
-	for _, r := range fastShards(steps, n) {
-		bounds = append(bounds, [2]time.Time{start.Add(time.Duration(r[0]) * step), start.Add(time.Duration(r[1]-1) * step)})
-	}
-	ms := make([]promql.Matrix, len(bounds))
-	errs := make([]error, len(bounds))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for i, b := range bounds {
-		wg.Go(func() {
-			ms[i], errs[i] = plan.Eval(ctx, q, b[0], b[1], step)
-			if errs[i] != nil {
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if errors.Is(err, fastrate.ErrUnsupported) {
-			return rangeResult{}, err
-		}
-	}
-	// The shard that failed first cancels the others: report its error
-	// rather than their cancellation.
-	var first error
-	for _, err := range errs {
-		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
-			first = err
-		}
-	}
+func execFast(ctx context.Context, q storage.Queryable, plan *fastrate.Plan, start time.Time, step time.Duration, steps int64, n int) (rangeResult, error) {
+	ms, err := plan.EvalShards(ctx, q, start, step, fastShards(steps, n))
 	switch {
-	case first == nil:
-	case errors.Is(first, context.Canceled), errors.Is(first, context.DeadlineExceeded):
-		return rangeResult{err: first}, nil
+	case err == nil:
+	case errors.Is(err, fastrate.ErrUnsupported):
+		return rangeResult{}, err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return rangeResult{err: err}, nil
 	default:
-		return rangeResult{err: promql.ErrStorage{Err: first}}, nil
+		return rangeResult{err: promql.ErrStorage{Err: err}}, nil
 	}
 	if len(ms) == 1 {
 		return rangeResult{m: ms[0]}, nil
@@ -216,16 +188,16 @@ func execFast(ctx context.Context, q storage.Queryable, plan *fastrate.Plan, sta
 }
 
 // fastShards splits steps into n consecutive ranges [from, to) of step
-// indices. The newest shard reads the head and usually more blocks, which
-// costs more per sample, so it gets 90 % of an equal share (measured on a
-// day of 10,000 counters, one after the other: 0.35 s and 0.55 s for equal
-// halves; run in parallel on two cores the gap narrows, and 55/45 gave the
-// steadiest wall time).
+// indices. The newest shard is evaluated by the goroutine that also reads
+// the series and their chunks for every shard (fastrate.EvalShards), so it
+// gets 60 % of an equal share: on a day of 10,000 counters (two shards, a
+// quiet 2-core machine) a 70/30 split took 0.68-0.72 s where 55/45 took
+// 0.79-0.92 s.
 func fastShards(steps int64, n int) [][2]int64 {
 	if n <= 1 || steps < int64(n) {
 		return [][2]int64{{0, steps}}
 	}
-	last := max(1, steps*9/(10*int64(n)))
+	last := max(1, steps*6/(10*int64(n)))
 	per := (steps - last + int64(n) - 2) / int64(n-1)
 	var out [][2]int64
 	for i := int64(0); i < steps-last; i += per {

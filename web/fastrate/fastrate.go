@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 )
+
+// xorIteratorType is the type of chunkenc's iterator over an XOR chunk.
+var xorIteratorType = reflect.TypeOf(chunkenc.NewXORChunk().Iterator(nil))
 
 // ErrUnsupported says the data holds what this package does not evaluate
 // (native histograms); the caller evaluates the query with the engine.
@@ -195,14 +199,15 @@ func chunkSource(q storage.ChunkQueryable) seriesFunc {
 		h.DisableTrimming = true
 		set := qr.Select(ctx, false, &h, ms...)
 		var (
-			it  chunks.Iterator
-			cit chunkenc.Iterator
+			it    chunks.Iterator
+			cit   chunkenc.Iterator
+			metas []chunks.Meta
 		)
 		for set.Next() {
 			s := set.At()
 			if err := f(s.Labels(), func(e *evaluator) error {
 				it = s.Iterator(it)
-				return e.loadChunks(it, &cit)
+				return e.loadChunks(it, &cit, &metas)
 			}); err != nil {
 				return err
 			}
@@ -213,65 +218,100 @@ func chunkSource(q storage.ChunkQueryable) seriesFunc {
 
 // eval evaluates the plan over the series src selects.
 func (p *Plan) eval(ctx context.Context, ev *evaluator, src seriesFunc, hints *storage.SelectHints) (promql.Matrix, error) {
-	startMs, stepMs, steps := ev.startMs, ev.stepMs, ev.steps
-	var (
-		out    promql.Matrix
-		groups map[string]*group
-		order  []*group
-		b      = labels.NewBuilder(labels.EmptyLabels())
-		buf    []byte
-		n      int
-	)
-	if p.aggregate {
-		groups = map[string]*group{}
-	}
+	st := p.newShard(ev)
 	err := src(ctx, hints, p.sel.LabelMatchers, func(lset labels.Labels, load func(*evaluator) error) error {
-		if n++; n%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if err := load(ev); err != nil {
-			return err
-		}
-		if len(ev.ts) < 2 {
-			return nil
-		}
-		if !p.aggregate {
-			pts := ev.rates()
-			if len(pts) > 0 {
-				b.Reset(lset)
-				b.Del(labels.MetricName)
-				out = append(out, promql.Series{Metric: b.Labels(), Floats: pts})
-			}
-			return nil
-		}
-		key, glset := p.groupLabels(lset, buf[:0], b)
-		buf = key
-		g := groups[string(key)]
-		if g == nil {
-			g = &group{metric: glset, sum: make([]float64, steps), c: make([]float64, steps), seen: make([]bool, steps)}
-			groups[string(key)] = g
-			order = append(order, g)
-		}
-		ev.eval(g)
-		return nil
+		return p.addSeries(ctx, st, lset, nil, load)
 	})
 	if err != nil {
 		return nil, err
 	}
+	return p.finish(st), nil
+}
+
+// shard is the evaluation state of one time range: its evaluator and the
+// sums (or, without a sum, the series) it has so far.
+type shard struct {
+	ev     *evaluator
+	out    promql.Matrix
+	groups map[string]*group
+	order  []*group
+	b      *labels.Builder
+	buf    []byte
+	n      int
+}
+
+func (p *Plan) newShard(ev *evaluator) *shard {
+	st := &shard{ev: ev, b: labels.NewBuilder(labels.EmptyLabels())}
+	if p.aggregate {
+		st.groups = map[string]*group{}
+	}
+	return st
+}
+
+// addSeries loads one series with load and adds its values to st: to its
+// group's sums (gk, when not nil, is the series' group, found by the caller),
+// or as an output series.
+func (p *Plan) addSeries(ctx context.Context, st *shard, lset labels.Labels, gk *groupKey, load func(*evaluator) error) error {
+	if st.n++; st.n%256 == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	ev := st.ev
+	if err := load(ev); err != nil {
+		return err
+	}
+	if len(ev.ts) < 2 {
+		return nil
+	}
+	if !p.aggregate {
+		pts := ev.rates()
+		if len(pts) > 0 {
+			st.b.Reset(lset)
+			st.b.Del(labels.MetricName)
+			st.out = append(st.out, promql.Series{Metric: st.b.Labels(), Floats: pts})
+		}
+		return nil
+	}
+	if gk == nil {
+		var k groupKey
+		st.buf, k.metric = p.groupLabels(lset, st.buf[:0], st.b)
+		k.key = st.buf
+		gk = &k
+	}
+	g := st.groups[string(gk.key)]
+	if g == nil {
+		steps := ev.steps
+		g = &group{metric: gk.metric, sum: make([]float64, steps), c: make([]float64, steps), seen: make([]bool, steps)}
+		st.groups[string(gk.key)] = g
+		st.order = append(st.order, g)
+	}
+	ev.eval(g)
+	return nil
+}
+
+// groupKey is a series' group: the key its labels give and the group's labels.
+type groupKey struct {
+	key    []byte
+	metric labels.Labels
+}
+
+// finish returns st's output series, sorted by labels.
+func (p *Plan) finish(st *shard) promql.Matrix {
+	out := st.out
 	if !p.aggregate {
 		slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
-		return out, nil
+		return out
 	}
-	for _, g := range order {
+	ev := st.ev
+	for _, g := range st.order {
 		var pts []promql.FPoint
-		for i := range steps {
+		for i := range ev.steps {
 			if g.seen[i] {
 				if pts == nil {
-					pts = make([]promql.FPoint, 0, steps-i)
+					pts = make([]promql.FPoint, 0, ev.steps-i)
 				}
-				pts = append(pts, promql.FPoint{T: startMs + int64(i)*stepMs, F: g.sum[i] + g.c[i]})
+				pts = append(pts, promql.FPoint{T: ev.startMs + int64(i)*ev.stepMs, F: g.sum[i] + g.c[i]})
 			}
 		}
 		if len(pts) > 0 {
@@ -279,7 +319,7 @@ func (p *Plan) eval(ctx context.Context, ev *evaluator, src seriesFunc, hints *s
 		}
 	}
 	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
-	return out, nil
+	return out
 }
 
 // groupLabels returns the key and labels of the group series lset belongs to.
@@ -312,7 +352,7 @@ type evaluator struct {
 	ts              []int64
 	vs              []float64
 	resets          []int     // indices i with vs[i] < vs[i-1]
-	scratch         []byte    // decodeXOR\'s padded copy of a chunk
+	scratch         []byte    // appendDecoded's padded copy of a chunk
 	val             []float64 // per step, the series' value (eval)
 	has             []bool    // per step, whether it has one
 }
@@ -341,47 +381,27 @@ func (e *evaluator) load(it chunkenc.Iterator) error {
 	return it.Err()
 }
 
-// appendDecoded appends the samples of an XOR chunk's bytes in [mint,
-// maxt], stale markers left out and counter resets noted, as loadChunks
-// does sample by sample.
-func (e *evaluator) appendDecoded(data []byte) error {
-	from := len(e.ts)
-	var err error
-	e.ts, e.vs, err = decodeXOR(data, e.mint, e.maxt, e.ts, e.vs, &e.scratch)
-	if err != nil {
+// loadChunks reads the series' float samples in [mint, maxt] from its
+// chunks, as load does from its sample iterator; metas is scratch space.
+func (e *evaluator) loadChunks(it chunks.Iterator, cit *chunkenc.Iterator, metas *[]chunks.Meta) error {
+	ms := (*metas)[:0]
+	for it.Next() {
+		ms = append(ms, it.At())
+	}
+	*metas = ms
+	if err := it.Err(); err != nil {
 		return err
 	}
-	// Drop stale markers (rare), check the order against what came before,
-	// note resets.
-	k := from
-	for i := from; i < len(e.ts); i++ {
-		t, v := e.ts[i], e.vs[i]
-		if value.IsStaleNaN(v) {
-			continue
-		}
-		if k > 0 {
-			if t <= e.ts[k-1] {
-				return errOverlap
-			}
-			if v < e.vs[k-1] {
-				e.resets = append(e.resets, k)
-			}
-		}
-		e.ts[k], e.vs[k] = t, v
-		k++
-	}
-	e.ts, e.vs = e.ts[:k], e.vs[:k]
-	return nil
+	return e.loadMetas(ms, cit)
 }
 
-// loadChunks reads the series' float samples in [mint, maxt] from its
-// chunks, as load does from its sample iterator. Chunks that overlap send
-// the caller to the sample path (errOverlap); chunks of native histograms
-// to the engine (ErrUnsupported).
-func (e *evaluator) loadChunks(it chunks.Iterator, cit *chunkenc.Iterator) error {
+// loadMetas reads the series' float samples in [mint, maxt] from its chunks
+// (populated metas, oldest first). Chunks that overlap send the caller to the
+// sample path (errOverlap); chunks of native histograms to the engine
+// (ErrUnsupported).
+func (e *evaluator) loadMetas(metas []chunks.Meta, cit *chunkenc.Iterator) error {
 	e.ts, e.vs, e.resets = e.ts[:0], e.vs[:0], e.resets[:0]
-	for it.Next() {
-		m := it.At()
+	for _, m := range metas {
 		if m.MaxTime < e.mint || m.MinTime > e.maxt {
 			continue
 		}
@@ -394,15 +414,25 @@ func (e *evaluator) loadChunks(it chunks.Iterator, cit *chunkenc.Iterator) error
 		if n := len(e.ts); n > 0 && m.MinTime <= e.ts[n-1] {
 			return errOverlap
 		}
-		// Immutable chunks (blocks, the head's full ones) are decoded here;
-		// the head's open chunk, still being appended to, by its iterator.
+		// Chunks of blocks are decoded here.
 		if xc, ok := m.Chunk.(*chunkenc.XORChunk); ok {
 			if err := e.appendDecoded(xc.Bytes()); err != nil {
 				return err
 			}
 			continue
 		}
+		// So are the head's, whose bytes do not change under the query (full
+		// chunks; the open one the querier hands out as a copy), when the
+		// head's iterator would show all their samples: it returns chunkenc's
+		// own XOR iterator then, and cuts a chunk short only to hide samples
+		// of appends not yet committed (isolation). Those are read through it.
 		*cit = m.Chunk.Iterator(*cit)
+		if reflect.TypeOf(*cit) == xorIteratorType {
+			if err := e.appendDecoded(m.Chunk.Bytes()); err != nil {
+				return err
+			}
+			continue
+		}
 		vt := (*cit).Seek(e.mint)
 		for ; vt == chunkenc.ValFloat; vt = (*cit).Next() {
 			t, v := (*cit).At()
@@ -429,7 +459,7 @@ func (e *evaluator) loadChunks(it chunks.Iterator, cit *chunkenc.Iterator) error
 			return err
 		}
 	}
-	return it.Err()
+	return nil
 }
 
 // eval computes the value rate() or increase() gives at every step whose
@@ -438,24 +468,33 @@ func (e *evaluator) loadChunks(it chunks.Iterator, cit *chunkenc.Iterator) error
 // directly, as the engine's sum does: the first value of a step starts its
 // sum, later ones are added with Kahan compensation.
 func (e *evaluator) eval(g *group) {
+	steps, stepMs := e.steps, e.stepMs
+	// Where the values go: the series' own per-step values, or g's sums.
+	var (
+		sum, comp []float64
+		seen      []bool
+	)
 	if g == nil {
-		if cap(e.val) < e.steps {
-			e.val, e.has = make([]float64, e.steps), make([]bool, e.steps)
+		if cap(e.val) < steps {
+			e.val, e.has = make([]float64, steps), make([]bool, steps)
 		}
-		e.val, e.has = e.val[:e.steps], e.has[:e.steps]
+		e.val, e.has = e.val[:steps], e.has[:steps]
 		clear(e.has)
+		sum, seen = e.val, e.has
+	} else {
+		sum, comp, seen = g.sum[:steps], g.c[:steps], g.seen[:steps]
 	}
 	var (
 		lo, hi, r int
-		ts, vs    = e.ts, e.vs
+		n         = len(e.ts)
+		ts, vs    = e.ts[:n], e.vs[:n]
 		resets    = e.resets
-		n         = len(ts)
 		rng       = e.plan.rng
 		m         extrapolation
 	)
 	m.key.count = -1
 	at := e.startMs
-	for i := 0; i < e.steps; i, at = i+1, at+e.stepMs {
+	for i := 0; i < steps; i, at = i+1, at+stepMs {
 		for hi < n && ts[hi] <= at {
 			hi++
 		}
@@ -497,11 +536,11 @@ func (e *evaluator) eval(g *group) {
 		v := float64(result * factor)
 		switch {
 		case g == nil:
-			e.val[i], e.has[i] = v, true
-		case !g.seen[i]:
-			g.seen[i], g.sum[i], g.c[i] = true, v, 0
+			sum[i], seen[i] = v, true
+		case !seen[i]:
+			seen[i], sum[i], comp[i] = true, v, 0
 		default:
-			g.sum[i], g.c[i] = kahanInc(v, g.sum[i], g.c[i])
+			sum[i], comp[i] = kahanInc(v, sum[i], comp[i])
 		}
 	}
 }

@@ -260,6 +260,20 @@ func TestEngineAgreement(t *testing.T) {
 				if err := sameMatrix(want, got); err != nil {
 					t.Errorf("%s from %d to %d step %s, %s: %v", qs, w.start, w.end, w.step, path, err)
 				}
+				// The same in time shards, read once (chunks) or each on its own.
+				n := int64(end.Sub(start)/w.step) + 1
+				for _, shards := range [][][2]int64{{{0, n}}, {{0, n / 2}, {n / 2, n}}, {{0, 1}, {1, n / 3}, {n / 3, n}}} {
+					if slices.ContainsFunc(shards, func(r [2]int64) bool { return r[0] >= r[1] }) {
+						continue // too few steps for this split
+					}
+					ms, err := plan.EvalShards(ctx, src, start, w.step, shards)
+					if err != nil {
+						t.Fatalf("%s %v: %v", qs, shards, err)
+					}
+					if err := sameMatrix(want, joinShards(ms)); err != nil {
+						t.Errorf("%s from %d to %d step %s, %s, shards %v: %v", qs, w.start, w.end, w.step, path, shards, err)
+					}
+				}
 			}
 			points := 0
 			for _, s := range want {
@@ -271,6 +285,27 @@ func TestEngineAgreement(t *testing.T) {
 			q.Close()
 		}
 	}
+}
+
+// joinShards joins the matrices of consecutive time shards into one, sorted
+// by labels.
+func joinShards(ms []promql.Matrix) promql.Matrix {
+	var out promql.Matrix
+	idx := map[string]int{}
+	for _, m := range ms {
+		for _, s := range m {
+			k := s.Metric.String()
+			i, ok := idx[k]
+			if !ok {
+				i = len(out)
+				idx[k] = i
+				out = append(out, promql.Series{Metric: s.Metric})
+			}
+			out[i].Floats = append(out[i].Floats, s.Floats...)
+		}
+	}
+	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
+	return out
 }
 
 // TestHistogramsLeftToEngine: a native histogram among the samples makes
@@ -472,10 +507,23 @@ func TestConcurrentAppend(t *testing.T) {
 			}
 		}
 	})
-	expr, _ := parse(`sum by (site) (rate(e_total[2m]))`)
+	expr, err := parse(`sum by (site) (rate(e_total[2m]))`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	plan, _ := Compile(expr)
-	for range 30 {
-		m, err := plan.Eval(context.Background(), db, time.UnixMilli(base+10*60_000), time.UnixMilli(base+4*3600_000), time.Minute)
+	for k := range 30 {
+		start, end := time.UnixMilli(base+10*60_000), time.UnixMilli(base+4*3600_000)
+		var m promql.Matrix
+		if k%2 == 0 {
+			m, err = plan.Eval(context.Background(), db, start, end, time.Minute)
+		} else {
+			// Time shards reading the series once, handing chunks between goroutines.
+			n := int64(end.Sub(start)/time.Minute) + 1
+			var ms []promql.Matrix
+			ms, err = plan.EvalShards(context.Background(), db, start, time.Minute, [][2]int64{{0, n / 2}, {n / 2, n}})
+			m = joinShards(ms)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

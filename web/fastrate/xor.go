@@ -4,117 +4,172 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+
+	"github.com/prometheus/prometheus/model/value"
 )
 
 // errCorrupt: the chunk's bytes do not decode as a Prometheus XOR chunk.
 var errCorrupt = errors.New("fastrate: corrupt XOR chunk")
 
-// decodeXOR appends the samples of a Prometheus XOR chunk (the Gorilla
-// encoding of package chunkenc: a 16-bit sample count, the first timestamp
-// as a varint and value as 64 bits, the second timestamp as a delta, then
-// delta-of-deltas in 1, 16, 20, 24 or 68 bits and values XORed with the
-// previous one) with timestamps in [mint, maxt] to ts and vs. It does what
-// chunkenc's iterator does, in one loop without an interface call per
-// sample; the tests check it against that iterator bit for bit.
+// appendDecoded appends the samples of a Prometheus XOR chunk's bytes (the
+// Gorilla encoding of package chunkenc: a 16-bit sample count, the first
+// timestamp as a varint and value as 64 bits, the second timestamp as a
+// delta, then delta-of-deltas in 1, 16, 20, 24 or 68 bits and values XORed
+// with the previous one) with timestamps in [mint, maxt] to the series'
+// samples, stale markers left out and counter resets noted, as load does
+// through chunkenc's iterator. It decodes in one loop, most samples with two
+// 64-bit loads; the tests check it against chunkenc bit for bit.
 //
-// scratch is reused between calls to hold the bytes with the padding the
-// 64-bit reads need.
-func decodeXOR(data []byte, mint, maxt int64, ts []int64, vs []float64, scratch *[]byte) ([]int64, []float64, error) {
+// A timestamp not after the previous sample's (chunks that overlap) gives
+// errOverlap; bytes that do not decode, errCorrupt.
+func (e *evaluator) appendDecoded(data []byte) error {
 	if len(data) < 2 {
-		return ts, vs, errCorrupt
+		return errCorrupt
 	}
 	total := int(binary.BigEndian.Uint16(data))
 	if total == 0 {
-		return ts, vs, nil
+		return nil
 	}
-	b := append((*scratch)[:0], data...)
+	// A copy with 8 bytes of padding, so that every load reads 8 bytes.
+	b := append(e.scratch[:0], data...)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
-	*scratch = b
-	r := bitReader{b: b, end: uint(len(data)) * 8, pos: 16}
+	e.scratch = b
+	end := uint(len(data)) * 8
 
 	// First sample: varint timestamp and raw value, byte-aligned.
 	t, n := binary.Varint(b[2:len(data)])
 	if n <= 0 {
-		return ts, vs, errCorrupt
+		return errCorrupt
 	}
-	r.pos += uint(n) * 8
-	vbits := r.read64()
+	pos := 16 + uint(n)*8
+	if pos+64 > end {
+		return errCorrupt
+	}
+	vbits := binary.BigEndian.Uint64(b[pos>>3:])
+	pos += 64
 	var (
 		tDelta   uint64
-		leading  uint8 = 0xff
-		trailing uint8
+		leading  uint = 0xff
+		trailing uint
+		err      error
 	)
+	ts, vs, resets := e.ts, e.vs, e.resets
+	mint, maxt := e.mint, e.maxt
+loop:
 	for i := 0; ; i++ {
-		if r.pos > r.end {
-			return ts, vs, errCorrupt
-		}
+		// The sample decoded last (t, vbits).
 		if t > maxt {
-			return ts, vs, nil
+			break loop
 		}
-		if t >= mint {
-			ts, vs = append(ts, t), append(vs, math.Float64frombits(vbits))
+		if t >= mint && vbits != value.StaleNaN {
+			v := math.Float64frombits(vbits)
+			if k := len(ts); k > 0 {
+				if t <= ts[k-1] {
+					err = errOverlap
+					break loop
+				}
+				if v < vs[k-1] {
+					resets = append(resets, k)
+				}
+			}
+			ts, vs = append(ts, t), append(vs, v)
 		}
 		if i+1 == total {
-			return ts, vs, nil
+			break loop
 		}
+		// The next timestamp. w holds the bits from pos on, left-aligned,
+		// at least avail of them the chunk's (or the padding's): one load
+		// serves a regular sample's timestamp and most values.
+		var (
+			w     uint64
+			avail uint
+		)
 		if i == 0 {
-			// Second sample: the delta as a uvarint, byte-aligned.
-			if r.pos%8 != 0 {
-				return ts, vs, errCorrupt
-			}
-			d, n := binary.Uvarint(b[r.pos/8 : len(data)])
+			// The second sample's delta, a uvarint, byte-aligned.
+			d, n := binary.Uvarint(b[pos>>3 : len(data)])
 			if n <= 0 {
-				return ts, vs, errCorrupt
+				err = errCorrupt
+				break loop
 			}
-			r.pos += uint(n) * 8
+			pos += uint(n) * 8
 			tDelta = d
+			w, avail = load(b, pos), 57
 		} else {
-			var dod int64
-			w := r.peek()
+			w, avail = load(b, pos), 56
 			switch {
 			case w>>63 == 0:
-				r.pos++
+				pos++
+				w <<= 1
 			case w>>62 == 0b10:
-				r.pos += 2
-				dod = signed(r.read(14), 14)
+				tDelta += uint64(signed((w<<2)>>50, 14))
+				pos += 16
+				w, avail = load(b, pos), 57
 			case w>>61 == 0b110:
-				r.pos += 3
-				dod = signed(r.read(17), 17)
+				tDelta += uint64(signed((w<<3)>>47, 17))
+				pos += 20
+				w, avail = load(b, pos), 57
 			case w>>60 == 0b1110:
-				r.pos += 4
-				dod = signed(r.read(20), 20)
+				tDelta += uint64(signed((w<<4)>>44, 20))
+				pos += 24
+				w, avail = load(b, pos), 57
 			default:
-				r.pos += 4
-				dod = int64(r.read64())
+				tDelta += read64(b, pos+4)
+				pos += 68
+				w, avail = load(b, pos), 57
 			}
-			tDelta = uint64(int64(tDelta) + dod)
 		}
 		t += int64(tDelta)
-		// The value.
-		w := r.peek()
+		// The next value: unchanged, XOR in the previous window, or in a new one.
 		switch {
 		case w>>63 == 0:
-			r.pos++
+			pos++
 		case w>>62 == 0b10:
 			if leading == 0xff {
-				return ts, vs, errCorrupt // reuse before any leading/trailing was sent
+				err = errCorrupt // reuse before any window was sent
+				break loop
 			}
-			r.pos += 2
-			vbits ^= r.readN(64-leading-trailing) << trailing
+			sz := 64 - leading - trailing
+			var bits uint64
+			switch {
+			case 2+sz <= avail:
+				bits = (w << 2) >> (64 - sz)
+			case sz <= 57:
+				bits = load(b, pos+2) >> (64 - sz)
+			default:
+				bits = readN(b, pos+2, sz)
+			}
+			pos += 2 + sz
+			vbits ^= bits << trailing
 		default:
-			r.pos += 2
-			l := uint8(r.read(5))
-			m := uint8(r.read(6))
+			l := uint((w >> 57) & 31)
+			m := uint((w >> 51) & 63)
 			if m == 0 {
 				m = 64
 			}
-			if int(l)+int(m) > 64 {
-				return ts, vs, errCorrupt
+			if l+m > 64 {
+				err = errCorrupt
+				break loop
 			}
 			leading, trailing = l, 64-l-m
-			vbits ^= r.readN(m) << trailing
+			var bits uint64
+			switch {
+			case 13+m <= avail:
+				bits = (w << 13) >> (64 - m)
+			case m <= 57:
+				bits = load(b, pos+13) >> (64 - m)
+			default:
+				bits = readN(b, pos+13, m)
+			}
+			pos += 13 + m
+			vbits ^= bits << trailing
+		}
+		if pos > end {
+			err = errCorrupt
+			break loop
 		}
 	}
+	e.ts, e.vs, e.resets = ts, vs, resets
+	return err
 }
 
 // signed turns the sz-bit two's-complement-like field of a delta-of-delta
@@ -126,40 +181,27 @@ func signed(bits uint64, sz uint) int64 {
 	return int64(bits)
 }
 
-// bitReader reads big-endian bit fields from b, which holds 8 bytes of
-// padding past end (in bits) so that a 64-bit load never runs off it.
-type bitReader struct {
-	b        []byte
-	pos, end uint
-}
-
-// peek returns the 64 bits from pos on, left-aligned (at least 57 of them
-// valid). Past the end it returns zeros; the caller checks pos against end.
-func (r *bitReader) peek() uint64 {
-	i := r.pos >> 3
-	if i+8 > uint(len(r.b)) {
+// load returns the 64 bits of b from bit pos on, left-aligned. b holds 8
+// bytes of padding past the chunk's bits, so every load up to the chunk's
+// end stays inside it; past that (a corrupt chunk, caught by the caller's end
+// check) it returns zeros.
+func load(b []byte, pos uint) uint64 {
+	i := pos >> 3
+	if i+8 > uint(len(b)) {
 		return 0
 	}
-	return binary.BigEndian.Uint64(r.b[i:]) << (r.pos & 7)
+	return binary.BigEndian.Uint64(b[i:]) << (pos & 7)
 }
 
-// read reads n ≤ 57 bits.
-func (r *bitReader) read(n uint) uint64 {
-	v := r.peek() >> (64 - n)
-	r.pos += n
-	return v
+// read64 reads the 64 bits from pos on.
+func read64(b []byte, pos uint) uint64 {
+	return load(b, pos)&^0xffffffff | load(b, pos+32)>>32
 }
 
-func (r *bitReader) read64() uint64 {
-	hi := r.read(32)
-	return hi<<32 | r.read(32)
-}
-
-// readN reads 1 to 64 bits.
-func (r *bitReader) readN(n uint8) uint64 {
+// readN reads n bits (1 to 64) from pos on.
+func readN(b []byte, pos, n uint) uint64 {
 	if n > 57 {
-		hi := r.read(uint(n) - 32)
-		return hi<<32 | r.read(32)
+		return read64(b, pos) >> (64 - n)
 	}
-	return r.read(uint(n))
+	return load(b, pos) >> (64 - n)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/value"
@@ -24,7 +25,8 @@ func chunkOf(t testing.TB, ts []int64, vs []float64) []byte {
 	return c.Bytes()
 }
 
-// reference decodes data with chunkenc's iterator, keeping [mint, maxt].
+// reference decodes data with chunkenc's iterator, keeping [mint, maxt]
+// without stale markers, as the engine's windows see a series.
 func reference(data []byte, mint, maxt int64) ([]int64, []float64, error) {
 	c, err := chunkenc.FromData(chunkenc.EncXOR, data)
 	if err != nil {
@@ -38,11 +40,18 @@ func reference(data []byte, mint, maxt int64) ([]int64, []float64, error) {
 		if t > maxt {
 			break
 		}
-		if t >= mint {
+		if t >= mint && !value.IsStaleNaN(v) {
 			ts, vs = append(ts, t), append(vs, v)
 		}
 	}
 	return ts, vs, it.Err()
+}
+
+// decode reads data with appendDecoded into a fresh evaluator.
+func decode(data []byte, mint, maxt int64) ([]int64, []float64, error) {
+	e := evaluator{mint: mint, maxt: maxt}
+	err := e.appendDecoded(data)
+	return e.ts, e.vs, err
 }
 
 func sameSamples(t *testing.T, name string, wt, gt []int64, wv, gv []float64) {
@@ -57,7 +66,7 @@ func sameSamples(t *testing.T, name string, wt, gt []int64, wv, gv []float64) {
 	}
 }
 
-// decodeXOR reads every chunk shape the appender writes exactly as
+// appendDecoded reads every chunk shape the appender writes exactly as
 // chunkenc's iterator does: regular and jittered intervals, every
 // delta-of-delta size, negative deltas, repeated values, NaN, infinities,
 // stale markers and full 64-bit value changes.
@@ -108,12 +117,20 @@ func TestDecodeXORMatchesChunkenc(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var scratch []byte
-		gt, gv, err := decodeXOR(data, mint, maxt, nil, nil, &scratch)
-		if err != nil {
+		e := evaluator{mint: mint, maxt: maxt}
+		if err := e.appendDecoded(data); err != nil {
 			t.Fatalf("chunk %d: %v", n, err)
 		}
-		sameSamples(t, "chunk", wt, gt, wv, gv)
+		sameSamples(t, "chunk", wt, e.ts, wv, e.vs)
+		var resets []int
+		for i := 1; i < len(wv); i++ {
+			if wv[i] < wv[i-1] {
+				resets = append(resets, i)
+			}
+		}
+		if !slices.Equal(resets, e.resets) {
+			t.Fatalf("chunk %d: resets at %v, want %v", n, e.resets, resets)
+		}
 	}
 }
 
@@ -123,9 +140,8 @@ func TestDecodeXORCorrupt(t *testing.T) {
 	ts := []int64{1000, 2000, 3000, 4100, 5100}
 	vs := []float64{1, 2, 2, 3.5, 1e9}
 	data := chunkOf(t, ts, vs)
-	var scratch []byte
 	for cut := range len(data) {
-		if _, _, err := decodeXOR(data[:cut], math.MinInt64, math.MaxInt64, nil, nil, &scratch); err == nil && cut < len(data)-1 {
+		if _, _, err := decode(data[:cut], math.MinInt64, math.MaxInt64); err == nil && cut < len(data)-1 {
 			// A cut inside the last sample's bits may still decode when
 			// the remaining bits were padding; anything shorter must fail.
 			wt, _, werr := reference(data[:cut], math.MinInt64, math.MaxInt64)
@@ -136,26 +152,25 @@ func TestDecodeXORCorrupt(t *testing.T) {
 	}
 	bad := append([]byte(nil), data...)
 	binary.BigEndian.PutUint16(bad, 60000) // more samples than the bits hold
-	if _, _, err := decodeXOR(bad, math.MinInt64, math.MaxInt64, nil, nil, &scratch); err == nil {
+	if _, _, err := decode(bad, math.MinInt64, math.MaxInt64); err == nil {
 		t.Error("a sample count beyond the data decoded without error")
 	}
 }
 
 // FuzzDecodeXOR: any bytes. When chunkenc reads them without error,
-// decodeXOR must read the same samples or refuse them; it never panics.
+// appendDecoded must read the same samples or refuse them; it never panics.
 func FuzzDecodeXOR(f *testing.F) {
 	f.Add(chunkOf(f, []int64{1, 2, 3}, []float64{1, 1, 2}))
 	f.Add(chunkOf(f, []int64{0, 15_000, 30_000, 46_000, 60_000}, []float64{0, 10, 20.5, math.NaN(), 1e300}))
 	f.Add([]byte{0, 2, 0x80})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var scratch []byte
-		gt, gv, err := decodeXOR(data, math.MinInt64, math.MaxInt64, nil, nil, &scratch)
+		gt, gv, err := decode(data, math.MinInt64, math.MaxInt64)
 		if err != nil {
 			return
 		}
 		wt, wv, werr := reference(data, math.MinInt64, math.MaxInt64)
 		if werr != nil {
-			return // chunkenc refuses what decodeXOR read; no reference to compare with
+			return // chunkenc refuses what appendDecoded read; no reference to compare with
 		}
 		if len(data) >= 2 && int(binary.BigEndian.Uint16(data)) == len(wt) {
 			sameSamples(t, "fuzz", wt, gt, wv, gv)

@@ -1,0 +1,209 @@
+package fastrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+)
+
+// shardBatch is how many series the reading goroutine hands the other
+// shards at a time.
+const shardBatch = 64
+
+// shardItem is one series as the reading goroutine passes it on: its labels,
+// its group and its populated chunks.
+type shardItem struct {
+	lset  labels.Labels
+	gk    groupKey
+	metas []chunks.Meta
+}
+
+// EvalShards evaluates the plan as Eval does, split into consecutive time
+// shards evaluated in parallel: shards[i] = [from, to) are step indices from
+// start, covering 0..n-1 for the query's n steps in order. It returns one
+// matrix per shard, each what Eval gives over that shard's steps.
+//
+// Where the store hands out whole chunks, the series are read once: the
+// calling goroutine walks the series, evaluates the last shard and passes
+// each series' chunks on to one goroutine per other shard, which decodes
+// the chunks it needs. Otherwise each shard runs Eval on its own.
+func (p *Plan) EvalShards(ctx context.Context, q storage.Queryable, start time.Time, step time.Duration, shards [][2]int64) ([]promql.Matrix, error) {
+	stepMs := step.Milliseconds()
+	if stepMs <= 0 || len(shards) == 0 {
+		return nil, fmt.Errorf("fastrate: bad shards %v step %d", shards, stepMs)
+	}
+	for i, r := range shards {
+		if r[0] >= r[1] || (i > 0 && r[0] != shards[i-1][1]) || (i == 0 && r[0] != 0) {
+			return nil, fmt.Errorf("fastrate: bad shards %v", shards)
+		}
+	}
+	startMs := start.UnixMilli()
+	evs := make([]*evaluator, len(shards))
+	for i, r := range shards {
+		from := startMs + r[0]*stepMs
+		evs[i] = &evaluator{plan: p, startMs: from, stepMs: stepMs, steps: int(r[1] - r[0]),
+			mint: from - p.rng + 1, maxt: startMs + (r[1]-1)*stepMs}
+	}
+	if cq, ok := q.(storage.ChunkQueryable); ok && len(shards) > 1 {
+		ms, err := p.evalShardedChunks(ctx, cq, evs)
+		if !errors.Is(err, errOverlap) {
+			return ms, err
+		}
+	}
+	// Each shard on its own (through the samples when chunks overlap).
+	ms := make([]promql.Matrix, len(shards))
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		wg.Go(func() {
+			end := time.UnixMilli(ev.startMs + int64(ev.steps-1)*stepMs)
+			ms[i], errs[i] = p.Eval(ctx, q, time.UnixMilli(ev.startMs), end, step)
+		})
+	}
+	wg.Wait()
+	return ms, firstError(errs)
+}
+
+// firstError is the error to report of several shards': ErrUnsupported
+// before anything else, a real error before the cancellation it caused.
+func firstError(errs []error) error {
+	var first error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrUnsupported):
+			return err
+		case first == nil, errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled):
+			first = err
+		}
+	}
+	return first
+}
+
+// evalShardedChunks reads the series once through cq's chunks and
+// evaluates the shards of evs in parallel; errOverlap when some series'
+// chunks overlap.
+func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable, evs []*evaluator) ([]promql.Matrix, error) {
+	last := evs[len(evs)-1]
+	mint, maxt := evs[0].mint, last.maxt
+	qr, err := cq.ChunkQuerier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	defer qr.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	fn := "increase"
+	if p.isRate {
+		fn = "rate"
+	}
+	// Whole chunks, not trimmed (re-encoded) to the range: each shard skips
+	// the samples outside its own.
+	hints := &storage.SelectHints{Start: mint, End: maxt, Step: evs[0].stepMs, Range: p.rng, Func: fn, DisableTrimming: true}
+	set := qr.Select(ctx, false, hints, p.sel.LabelMatchers...)
+
+	// One goroutine per shard but the last, fed batches of series in order,
+	// so that every shard sums the series in the store's order.
+	sts := make([]*shard, len(evs))
+	for i, ev := range evs {
+		sts[i] = p.newShard(ev)
+	}
+	errs := make([]error, len(evs))
+	feeds := make([]chan []shardItem, len(evs)-1)
+	var wg sync.WaitGroup
+	for i := range feeds {
+		feeds[i] = make(chan []shardItem, 4)
+		wg.Go(func() {
+			var cit chunkenc.Iterator
+			for batch := range feeds[i] {
+				if errs[i] != nil {
+					continue // drain
+				}
+				for k := range batch {
+					it := &batch[k]
+					var gk *groupKey
+					if p.aggregate {
+						gk = &it.gk
+					}
+					if err := p.addSeries(ctx, sts[i], it.lset, gk, func(e *evaluator) error { return e.loadMetas(it.metas, &cit) }); err != nil {
+						errs[i] = err
+						cancel()
+						break
+					}
+				}
+			}
+		})
+	}
+	own := len(evs) - 1
+	err = func() error {
+		defer func() {
+			for _, f := range feeds {
+				close(f)
+			}
+		}()
+		var (
+			cit   chunkenc.Iterator
+			it    chunks.Iterator
+			batch = make([]shardItem, 0, shardBatch)
+			b     = labels.NewBuilder(labels.EmptyLabels())
+		)
+		send := func() {
+			for _, f := range feeds {
+				f <- batch
+			}
+			batch = make([]shardItem, 0, shardBatch)
+		}
+		for set.Next() {
+			s := set.At()
+			item := shardItem{lset: s.Labels()}
+			it = s.Iterator(it)
+			for it.Next() {
+				item.metas = append(item.metas, it.At())
+			}
+			if err := it.Err(); err != nil {
+				return err
+			}
+			var gk *groupKey
+			if p.aggregate {
+				key, metric := p.groupLabels(item.lset, nil, b)
+				item.gk = groupKey{key: key, metric: metric}
+				gk = &item.gk
+			}
+			if err := p.addSeries(ctx, sts[own], item.lset, gk, func(e *evaluator) error { return e.loadMetas(item.metas, &cit) }); err != nil {
+				return err
+			}
+			if batch = append(batch, item); len(batch) == shardBatch {
+				send()
+			}
+		}
+		if err := set.Err(); err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			send()
+		}
+		return nil
+	}()
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	errs[own] = err
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	out := make([]promql.Matrix, len(evs))
+	for i, st := range sts {
+		out[i] = p.finish(st)
+	}
+	return out, nil
+}
