@@ -17,6 +17,11 @@ DEPS=(
 	"chromium:chromium"     # a real browser for the fleet page (test/e2e)
 	"clickhouse-server:clickhouse-server" # the ClickHouse backend's tests (ingest/clickhouse)
 	"clickhouse-client:clickhouse-client" # the ClickHouse ingest benchmark's peer
+	# ZooKeeper 3.8 (with the Java runtime it depends on): ClickHouse 18.16 has
+	# no clickhouse-keeper, and its Replicated tables need ZooKeeper; the
+	# replicated-cluster tests of ingest/clickhouse start their own on a free port
+	"/usr/share/java/zookeeper.jar:zookeeper"
+	"java:zookeeper"
 	"snmpsimd:snmpsim"      # serves real PDU/UPS recordings (collectors/pdu)
 	"snmpwalk:snmp"         # cross-checks of the SNMP collector
 	"ipmi_sim:openipmi"     # a simulated BMC (collectors/ipmi)
@@ -68,7 +73,7 @@ apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
 
 # Installing a service package may start it (prometheus on :9090, mosquitto on
-# :1883, clickhouse-server on :9000). The tests start their own instances on
+# :1883, clickhouse-server on :9000; Debian's zookeeper is not started). The tests start their own instances on
 # free ports, so a running service is harmless and is left alone.
 for dep in "${DEPS[@]}"; do
 	cmd=${dep%%:*}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -174,8 +175,17 @@ func (t *tokenTable) lookup(bearer string) (Identity, bool) {
 	return t.tokens[found].Identity, true
 }
 
+// SetTokens puts toks in force in place of the current set, for a token
+// source other than the tokens file (the ClickHouse token store, refreshed
+// by its owner). Requests in flight keep the set they started with. The
+// caller checks the tokens (as ParseTokens does): hashes unique, roles valid.
+func (s *Server) SetTokens(toks []Token) {
+	s.tokens.Store(&tokenTable{tokens: slices.Clone(toks)})
+}
+
 // ReloadTokens re-reads the tokens file (e.g. on SIGHUP). On error the
-// previous tokens stay in force. Without a tokens file it does nothing.
+// previous tokens stay in force. Without a tokens file it does nothing
+// (with auth.store clickhouse the tokens come through SetTokens).
 func (s *Server) ReloadTokens() error {
 	if s.opts.Auth.TokensFile == "" {
 		return nil
@@ -189,8 +199,9 @@ func (s *Server) ReloadTokens() error {
 	return nil
 }
 
-// authEnabled reports whether requests must carry a bearer token.
-func (s *Server) authEnabled() bool { return s.opts.Auth.TokensFile != "" }
+// authEnabled reports whether requests must carry a bearer token: with a
+// tokens file or with the tokens in ClickHouse (config.Auth.Enabled).
+func (s *Server) authEnabled() bool { return s.opts.Auth.Enabled() }
 
 var errUnauthorized = &Error{Code: 401, Msg: "missing or invalid bearer token"}
 

@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -274,4 +276,66 @@ func TestNoAuthOnlyOnLoopback(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "auth.tokens_file") || !strings.Contains(err.Error(), ln.Addr().String()) {
 		t.Errorf("Serve on %s without auth: %v", ln.Addr(), err)
 	}
+}
+
+// withAuthStore sets auth.store (tokens then come through SetTokens).
+func withAuthStore(store string) envOpt {
+	return func(c *envConfig) { c.opts.Auth.Store = store }
+}
+
+// tokenFor is the Token of bearer tok.
+func tokenFor(tok, tenant string, role Role, name string) Token {
+	return Token{Hash: sha256.Sum256([]byte(tok)), Identity: Identity{Tenant: tenant, Role: role, Name: name}}
+}
+
+// With auth.store clickhouse the tokens come through SetTokens: auth is on
+// from the start (even with no token yet), each set replaces the previous
+// one whole, and tenants stay confined as with a tokens file.
+func TestSetTokens(t *testing.T) {
+	e := newEnv(t, withAuthStore(config.AuthStoreClickHouse))
+	if !e.srv.authEnabled() {
+		t.Fatal("auth off with auth.store clickhouse")
+	}
+	e.get("/api/v1/labels", "", 401)
+	e.get("/api/v1/labels", tokAOperator, 401)
+
+	e.srv.SetTokens([]Token{tokenFor(tokAOperator, "a", RoleOperator, "alice"), tokenFor(tokBOfficer, "b", RoleOfficer, "olga")})
+	body := remoteWriteBody(t, tsIn{labels: []string{"__name__", "greenloop_power_watts", "site", "fra1"}, pts: []sample.Point{{T: nowMs, V: 7}}})
+	if rec := e.do(req{method: http.MethodPost, target: "/api/v1/write", body: body, header: rwHeaders, token: tokAOperator}); rec.Code != http.StatusNoContent {
+		t.Fatalf("write as a: status %d; body %s", rec.Code, rec.Body)
+	}
+	for _, tc := range []struct {
+		token string
+		want  map[string]string
+	}{
+		{tokAOperator, map[string]string{"map[__name__:greenloop_power_watts site:fra1]": "7"}},
+		{tokBOfficer, map[string]string{}},
+	} {
+		if got := e.instant(`greenloop_power_watts`, tc.token); !maps.Equal(got, tc.want) {
+			t.Errorf("query as %s: %v, want %v", tc.token, got, tc.want)
+		}
+	}
+	if rec := e.do(req{method: http.MethodPost, target: "/api/v1/write", body: body, header: rwHeaders, token: tokBOfficer}); rec.Code != http.StatusForbidden {
+		t.Errorf("write as officer: status %d, want 403", rec.Code)
+	}
+
+	// A later set replaces the whole table: alice is revoked, a new token works.
+	toks := []Token{tokenFor(tokBOfficer, "b", RoleOfficer, "olga"), tokenFor("new-token", "a", RoleScheduler, "k8s")}
+	e.srv.SetTokens(toks)
+	toks[0].Tenant = "a" // the server keeps its own copy
+	e.get("/api/v1/labels", tokAOperator, 401)
+	e.get("/api/v1/labels", "new-token", 200)
+	if got := e.instant(`greenloop_power_watts`, tokBOfficer); len(got) != 0 {
+		t.Errorf("officer of b sees %v after the caller changed its slice", got)
+	}
+	// An empty set leaves auth on: nobody gets in.
+	e.srv.SetTokens(nil)
+	e.get("/api/v1/labels", "new-token", 401)
+	e.get("/api/v1/labels", "", 401)
+	// ReloadTokens has no file to read and keeps what is in force.
+	e.srv.SetTokens([]Token{tokenFor("kept", "a", RoleOfficer, "k")})
+	if err := e.srv.ReloadTokens(); err != nil {
+		t.Fatal(err)
+	}
+	e.get("/api/v1/labels", "kept", 200)
 }

@@ -193,7 +193,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if opts.Listen != "" && opts.Auth.TokensFile == "" && !isLoopbackAddr(opts.Listen) {
+	if opts.Listen != "" && !opts.Auth.Enabled() && !isLoopbackAddr(opts.Listen) {
 		return nil, noAuthError(opts.Listen)
 	}
 	def := config.Default()

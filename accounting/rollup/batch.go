@@ -75,12 +75,24 @@ func (s *samples) NextBatch() ([]int64, []float64) {
 // one in (b + Lookback, b + Bridge] when the last is before b. A gap still
 // open at b marks the hours from the last sample on in open.
 func (j *Job) bridge(ctx context.Context, ls map[string]string, a, b int64, buf *samples, open map[int64]bool) error {
+	return j.bridgeWith(ls, a, b, buf, open, func(mint, maxt int64, last bool) (int64, float64, bool, error) {
+		return j.sampleNear(ctx, ls, mint, maxt, last)
+	})
+}
+
+// needsBridge says whether bridge would look a sample of buf's series up.
+func (j *Job) needsBridge(a, b int64, buf *samples) bool {
+	return j.o.Bridge > j.o.Lookback && (len(buf.t) == 0 || buf.t[0] > a || buf.t[len(buf.t)-1] < b)
+}
+
+// bridgeWith is bridge with the samples looked up by near (sampleNear's contract).
+func (j *Job) bridgeWith(ls map[string]string, a, b int64, buf *samples, open map[int64]bool, near func(mint, maxt int64, last bool) (int64, float64, bool, error)) error {
 	l, br := j.o.Lookback.Milliseconds(), j.o.Bridge.Milliseconds()
 	if br <= l {
 		return nil
 	}
 	if len(buf.t) == 0 || buf.t[0] > a {
-		t, v, ok, err := j.sampleNear(ctx, ls, a-br, a-l-1, true)
+		t, v, ok, err := near(a-br, a-l-1, true)
 		if err != nil {
 			return err
 		}
@@ -90,7 +102,7 @@ func (j *Job) bridge(ctx context.Context, ls map[string]string, a, b int64, buf 
 		}
 	}
 	if len(buf.t) == 0 || buf.t[len(buf.t)-1] < b {
-		t, v, ok, err := j.sampleNear(ctx, ls, b+l+1, b+br, false)
+		t, v, ok, err := near(b+l+1, b+br, false)
 		if err != nil {
 			return err
 		}
@@ -262,12 +274,133 @@ func withName(base []sample.Label, name string) []sample.Label {
 	return append(out, base...)
 }
 
+// scanHours computes the hours [a, b) of every raw series of metric m
+// (the counter gaps across the batch's ends bridged, see bridge; hours left
+// with a gap open at b are marked in open) and calls visit with each
+// series' labels and hourly result (b−a hours, oldest first). buf is reused
+// between series. Both the series' roll-ups and the group sums, in the
+// store or elsewhere (GroupJob), come from here.
+func (j *Job) scanHours(ctx context.Context, a, b int64, m string, buf *samples, open map[int64]bool, visit func(ls map[string]string, r *energy.Result) error) error {
+	from, to := time.UnixMilli(a).UTC(), time.UnixMilli(b).UTC()
+	n := int((b - a) / hourMs)
+	sel := j.selectors[m]
+	compute := func(ls map[string]string, buf *samples) error {
+		r, err := energy.Compute(ctx, oneSeries{ls, buf}, energy.Query{
+			Selectors: []string{sel}, From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Hour},
+			Interval: j.o.Interval, GapFactor: j.o.GapFactor, WrapAt: j.o.WrapAt, Lookback: j.o.Lookback, MaxGaps: 1,
+		})
+		if err != nil {
+			return err
+		}
+		if len(r.Buckets) != n {
+			return fmt.Errorf("energy of %v: %d hourly buckets, want %d", ls, len(r.Buckets), n)
+		}
+		return visit(ls, r)
+	}
+	var deferred []deferredSeries
+	err := promsource.New(j.o.Source).Scan(ctx, sel, from.Add(-j.o.Lookback), to.Add(j.o.Lookback), func(ls map[string]string, it energy.SampleIterator) error {
+		buf.reset()
+		if err := buf.fill(it); err != nil {
+			return fmt.Errorf("series %v: %w", ls, err)
+		}
+		if j.bulkBridge && j.needsBridge(a, b, buf) {
+			deferred = append(deferred, deferredSeries{ls: ls, s: samples{t: slices.Clone(buf.t), v: slices.Clone(buf.v)}})
+			return nil
+		}
+		if err := j.bridge(ctx, ls, a, b, buf, open); err != nil {
+			return err
+		}
+		return compute(ls, buf)
+	})
+	if err != nil || len(deferred) == 0 {
+		return err
+	}
+	return j.bridgeDeferred(ctx, sel, a, b, deferred, open, compute)
+}
+
+// deferredSeries is a series whose bridge samples are looked up in bulk.
+type deferredSeries struct {
+	ls map[string]string
+	s  samples
+}
+
+// bridgeDeferred bridges the deferred series of one scan with two reads of
+// all the series of sel (before a, after b) instead of two reads per
+// series (a store where one read costs a round trip: ClickHouse), then
+// computes them.
+func (j *Job) bridgeDeferred(ctx context.Context, sel string, a, b int64, ds []deferredSeries, open map[int64]bool, compute func(map[string]string, *samples) error) error {
+	l, br := j.o.Lookback.Milliseconds(), j.o.Bridge.Milliseconds()
+	type near struct {
+		t  int64
+		v  float64
+		ok bool
+	}
+	var wantBefore, wantAfter bool
+	for _, d := range ds {
+		wantBefore = wantBefore || len(d.s.t) == 0 || d.s.t[0] > a
+		wantAfter = wantAfter || len(d.s.t) == 0 || d.s.t[len(d.s.t)-1] < b
+	}
+	read := func(mint, maxt int64, last bool) (map[string]near, error) {
+		out := map[string]near{}
+		err := promsource.New(j.o.Source).Scan(ctx, sel, time.UnixMilli(mint), time.UnixMilli(maxt), func(ls map[string]string, it energy.SampleIterator) error {
+			var x near
+			for it.Next() {
+				t, v := it.At()
+				if t < mint || t > maxt || v-v != 0 {
+					continue
+				}
+				x = near{t, v, true}
+				if !last {
+					break
+				}
+			}
+			if err := it.Err(); err != nil {
+				return fmt.Errorf("series %v: %w", ls, err)
+			}
+			if x.ok {
+				out[labels.FromMap(ls).String()] = x
+			}
+			return nil
+		})
+		return out, err
+	}
+	var before, after map[string]near
+	var err error
+	if wantBefore && a-br <= a-l-1 {
+		if before, err = read(a-br, a-l-1, true); err != nil {
+			return err
+		}
+	}
+	if wantAfter && b+l+1 <= b+br {
+		if after, err = read(b+l+1, b+br, false); err != nil {
+			return err
+		}
+	}
+	for i := range ds {
+		d := &ds[i]
+		key := labels.FromMap(d.ls).String()
+		err := j.bridgeWith(d.ls, a, b, &d.s, open, func(mint, maxt int64, last bool) (int64, float64, bool, error) {
+			x := after[key]
+			if last {
+				x = before[key]
+			}
+			return x.t, x.v, x.ok, nil
+		})
+		if err != nil {
+			return err
+		}
+		d.s.done, d.s.i = false, -1
+		if err := compute(d.ls, &d.s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // computeBatch computes the hours [a, b) of every series of every metric and
 // writes the figures that differ from the stored ones through w.
 func (j *Job) computeBatch(ctx context.Context, a, b int64, w Writer) error {
-	from, to := time.UnixMilli(a).UTC(), time.UnixMilli(b).UTC()
 	n := int((b - a) / hourMs)
-	src := promsource.New(j.o.Source)
 	byTenant := map[string][]sample.Series{}
 	var written, groupWritten, unchanged, seriesHours int64
 	var buf samples
@@ -277,26 +410,8 @@ func (j *Job) computeBatch(ctx context.Context, a, b int64, w Writer) error {
 		if err != nil {
 			return err
 		}
-		sel := j.selectors[m]
 		grp := groups{}
-		err = src.Scan(ctx, sel, from.Add(-j.o.Lookback), to.Add(j.o.Lookback), func(ls map[string]string, it energy.SampleIterator) error {
-			buf.reset()
-			if err := buf.fill(it); err != nil {
-				return fmt.Errorf("series %v: %w", ls, err)
-			}
-			if err := j.bridge(ctx, ls, a, b, &buf, open); err != nil {
-				return err
-			}
-			r, err := energy.Compute(ctx, oneSeries{ls, &buf}, energy.Query{
-				Selectors: []string{sel}, From: from, To: to, Buckets: energy.Bucketing{Calendar: energy.Hour},
-				Interval: j.o.Interval, GapFactor: j.o.GapFactor, WrapAt: j.o.WrapAt, Lookback: j.o.Lookback, MaxGaps: 1,
-			})
-			if err != nil {
-				return err
-			}
-			if len(r.Buckets) != n {
-				return fmt.Errorf("energy of %v: %d hourly buckets, want %d", ls, len(r.Buckets), n)
-			}
+		err = j.scanHours(ctx, a, b, m, &buf, open, func(ls map[string]string, r *energy.Result) error {
 			seriesHours += int64(n)
 			base, key, tenant := rollupLabels(ls, m)
 			e := func(i int) float64 { return float64(r.Buckets[i].Energy) }
@@ -414,8 +529,32 @@ func (f *FirstWrite) Add(ls map[string]string, hours []HourFigures) error {
 		f.groups[m] = g
 		f.metrics = append(f.metrics, m)
 	}
-	g.add(ls, m, f.n, e, c, est)
+	acc := g.add(ls, m, f.n, e, c, est)
+	acc.members = append(acc.members, seriesKey(ls))
 	return nil
+}
+
+// GroupRows returns the group sums of the write as a GroupJob writes a
+// computation of its hours with version (markers not included, Inputs 0),
+// and the groups' members over the write's hours.
+func (f *FirstWrite) GroupRows(version uint64) ([]GroupRow, []GroupMember) {
+	var rows []GroupRow
+	var members []GroupMember
+	for _, m := range f.metrics {
+		for _, g := range f.groups[m].sorted() {
+			for i := range f.n {
+				rows = append(rows, GroupRow{Tenant: g.tenant, SourceMetric: g.metric, Site: g.site, Component: g.component,
+					Hour: f.from + int64(i)*hourMs, Energy: g.e[i], Covered: g.c[i], Estimated: g.est[i], Version: version})
+			}
+			ks := slices.Clone(g.members)
+			slices.Sort(ks)
+			for _, k := range slices.Compact(ks) {
+				members = append(members, GroupMember{Tenant: g.tenant, SourceMetric: g.metric, Site: g.site, Component: g.component,
+					From: f.from, To: f.from + int64(f.n)*hourMs, Series: k})
+			}
+		}
+	}
+	return rows, members
 }
 
 // Series returns the series to write, by tenant (WriteOptions.Tenant), the

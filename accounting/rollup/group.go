@@ -43,17 +43,21 @@ var groupBy = []string{"site", "component"}
 // groupAcc sums the figures of one group's series over a batch's hours.
 type groupAcc struct {
 	tenant string
-	base   []sample.Label // sorted, without name and tenant
-	key    string         // as readStored keys stored series
-	e, c   []float64      // energy, covered (sum of completeness) per hour
-	est    []float64
+	// metric, site and component name the group with tenant (GroupRow).
+	metric, site, component string
+	// members are the seriesKey of the series summed (GroupJob only).
+	members []uint64
+	base    []sample.Label // sorted, without name and tenant
+	key     string         // as readStored keys stored series
+	e, c    []float64      // energy, covered (sum of completeness) per hour
+	est     []float64
 }
 
 // groups collects group sums by key.
 type groups map[string]*groupAcc
 
-// add adds one series' hourly figures (n hours) to its group.
-func (g groups) add(ls map[string]string, m string, n int, e, c, est func(i int) float64) {
+// add adds one series' hourly figures (n hours) to its group, and returns the group.
+func (g groups) add(ls map[string]string, m string, n int, e, c, est func(i int) float64) *groupAcc {
 	b := labels.NewScratchBuilder(len(groupBy) + 3)
 	tenant := ls[ingest.TenantLabel]
 	for _, k := range groupBy {
@@ -71,7 +75,8 @@ func (g groups) add(ls map[string]string, m string, n int, e, c, est func(i int)
 	key := full.String()
 	acc := g[key]
 	if acc == nil {
-		acc = &groupAcc{tenant: tenant, key: key, e: make([]float64, n), c: make([]float64, n), est: make([]float64, n)}
+		acc = &groupAcc{tenant: tenant, metric: m, site: ls["site"], component: ls["component"], key: key,
+			e: make([]float64, n), c: make([]float64, n), est: make([]float64, n)}
 		full.Range(func(l labels.Label) {
 			if l.Name != ingest.TenantLabel {
 				acc.base = append(acc.base, sample.Label{Name: l.Name, Value: l.Value})
@@ -84,6 +89,7 @@ func (g groups) add(ls map[string]string, m string, n int, e, c, est func(i int)
 		acc.c[i] += c(i)
 		acc.est[i] += est(i)
 	}
+	return acc
 }
 
 // sorted returns the groups in key order (writes are then deterministic).

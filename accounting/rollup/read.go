@@ -55,7 +55,7 @@ func Compute(ctx context.Context, src storage.Queryable, q energy.Query) (*energ
 	}
 	p := parser.NewParser(parser.Options{})
 	for i, sel := range q.Selectors {
-		r, matched, has, err := computeSelector(ctx, src, p, q, edges, sel)
+		r, matched, has, err := computeSelector(ctx, src, nil, p, q, edges, sel)
 		if err != nil {
 			return nil, fmt.Errorf("selector %s: %w", sel, err)
 		}
@@ -102,7 +102,7 @@ func (a *acc) bucketOf(t int64) int {
 	return sort.Search(len(a.edges)-1, func(i int) bool { return a.edges[i+1] > t })
 }
 
-func computeSelector(ctx context.Context, src storage.Queryable, p parser.Parser, q energy.Query, edgeTimes []time.Time, sel string) (*energy.Result, bool, bool, error) {
+func computeSelector(ctx context.Context, src storage.Queryable, gq *GroupQuery, p parser.Parser, q energy.Query, edgeTimes []time.Time, sel string) (*energy.Result, bool, bool, error) {
 	ms, err := rollupMatchers(p, sel)
 	if err != nil {
 		return nil, false, false, err
@@ -140,7 +140,20 @@ func computeSelector(ctx context.Context, src storage.Queryable, p parser.Parser
 	if nh > 0 {
 		// The group sums first, where the selector allows; then the series'
 		// roll-ups of the hours they leave, in maximal runs.
-		if gms, ok := groupMatchers(ms); ok {
+		if gq != nil {
+			gms, ok := groupMatchers(ms)
+			if !ok {
+				return nil, false, false, fmt.Errorf("%w: it names labels other than the group's", ErrNoGroupSums)
+			}
+			if err := a.readGroupSource(ctx, gq.Source, gms[:len(gms)-1], h0, h1, bucketOf, rolled); err != nil {
+				return nil, false, false, err
+			}
+			for i := range nh {
+				if h := h0 + int64(i)*hourMs; !rolled[i] && h < gq.RawSince.UnixMilli() {
+					return nil, false, false, fmt.Errorf("%w: hour %s has none and its raw samples are gone", ErrNoGroupSums, time.UnixMilli(h).UTC().Format(time.RFC3339))
+				}
+			}
+		} else if gms, ok := groupMatchers(ms); ok {
 			has, err := a.readGroups(ctx, src, gms, h0, h1, bucketOf, rolled)
 			if err != nil {
 				return nil, false, false, err
@@ -152,7 +165,7 @@ func computeSelector(ctx context.Context, src storage.Queryable, p parser.Parser
 				}
 			}
 		}
-		for i := 0; i < nh; {
+		for i := 0; i < nh && gq == nil; {
 			if rolled[i] || bucketOf[i] < 0 {
 				i++
 				continue
@@ -168,6 +181,9 @@ func computeSelector(ctx context.Context, src storage.Queryable, p parser.Parser
 		}
 	}
 
+	if gq != nil && (nh == 0 || from < h0) && from < gq.RawSince.UnixMilli() {
+		return nil, false, false, fmt.Errorf("%w: the range's start is older than the raw samples", ErrNoGroupSums)
+	}
 	// The rest from raw samples, in maximal runs.
 	raw := keySource{src: promsource.New(src), seen: a.seen}
 	var runs [][2]int64

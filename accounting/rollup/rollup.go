@@ -33,6 +33,17 @@
 // timestamp exactly; their absence there means 1 and 0. PromQL sees the
 // current version as the latest sample; range functions over these series
 // (sum_over_time) would add up old versions too — use Compute instead.
+//
+// # Group sums in another store (ClickHouse)
+//
+// A store whose raw samples are kept for a short time (the ClickHouse
+// backend: 15 days) keeps no roll-up series: a GroupJob computes the same
+// group sums with the same code (Job.scanHours, the groups) and writes them
+// to a GroupStore (a table kept as long as the hourly data), and
+// ComputeWith reads them through a GroupSource, raw samples for the rest.
+// Its versions, markers and change detection from the store's own sample
+// counts (several servers, late data written to any of them) are described
+// in groupjob.go.
 package rollup
 
 import (
@@ -173,12 +184,23 @@ type Job struct {
 	open      map[int64]int64  // hour with a counter gap open at its end → until when to compute it again (ms)
 	stats     Stats
 	selectors map[string]string // metric → selector
+	// bulkBridge looks the bridge samples of a scan up in two reads of all
+	// series rather than per series (GroupJob: ClickHouse).
+	bulkBridge bool
 }
 
 // NewJob checks the options and returns a job; nothing runs until Run or RunOnce.
 func NewJob(o Options) (*Job, error) {
-	if o.Source == nil || o.Writer == nil {
+	if o.Writer == nil {
 		return nil, errors.New("rollup: options need Source and Writer")
+	}
+	return newJob(o)
+}
+
+// newJob checks the options but Writer and sets the defaults.
+func newJob(o Options) (*Job, error) {
+	if o.Source == nil {
+		return nil, errors.New("rollup: options need Source")
 	}
 	if o.OutOfOrderWindow == 0 {
 		o.OutOfOrderWindow = 72 * time.Hour

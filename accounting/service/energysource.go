@@ -43,15 +43,31 @@ func (r RollupEnergy) Energy(ctx context.Context, tenant string, q energy.Query)
 	return rollup.Compute(ctx, ingest.TenantQueryable(r.Store, tenant), q)
 }
 
-// ClickHouseEnergy reads energy from the ClickHouse backend's hourly rollup
-// table in SQL (rollup.ComputeReadings: the same figures as the raw samples
-// for regularly sampled series, see there for the differences), with the
+// ClickHouseEnergy reads energy from the ClickHouse backend. With Groups
+// (the group sums package rollup's GroupJob keeps, see ClickHouseGroups), a
+// selector on a group's labels only (metric, site, component, tenant) reads
+// each whole UTC hour within one bucket from the group sums where computed
+// and the rest from raw samples (rollup.ComputeWith: the embedded store's
+// figures). Otherwise, or when an hour without group sums is older than the
+// raw samples, it reads the hourly rollup table in SQL
+// (rollup.ComputeReadings: the same figures as the raw samples for
+// regularly sampled series, see there for the differences), with the
 // tenant's matcher in the query. Queries whose range or buckets are not
 // whole UTC hours are computed from raw samples.
-type ClickHouseEnergy struct{ Store *clickhouse.Store }
+type ClickHouseEnergy struct {
+	Store  *clickhouse.Store
+	Groups *clickhouse.EnergyGroups
+}
 
 // Energy implements EnergySource.
 func (c ClickHouseEnergy) Energy(ctx context.Context, tenant string, q energy.Query) (*energy.Result, error) {
+	if c.Groups != nil {
+		r, err := rollup.ComputeWith(ctx, ingest.TenantQueryable(c.Store, tenant),
+			rollup.GroupQuery{Source: tenantGroups{g: c.Groups, tenant: tenant}, RawSince: c.Store.RawSince().Add(rawMargin)}, q)
+		if !errors.Is(err, rollup.ErrNoGroupSums) {
+			return r, err
+		}
+	}
 	r, err := rollup.ComputeReadings(ctx, chReadings{st: c.Store, tenant: tenant}, q)
 	if errors.Is(err, rollup.ErrNotHourly) {
 		return RawEnergy{Store: c.Store}.Energy(ctx, tenant, q)

@@ -43,11 +43,20 @@ func newAccountant(cfg config.Server, store storage.Queryable, sites []config.Si
 			names = append(names, p.Type)
 		}
 	}
-	o := service.Options{Store: store, Sites: sites, MultiTenant: cfg.Auth.TokensFile != "", Providers: names, Logger: log}
+	o := service.Options{Store: store, Sites: sites, MultiTenant: cfg.Auth.Enabled(), Providers: names, Logger: log}
 	// The embedded store keeps hourly rollups (startRollups); ClickHouse
-	// keeps its own hourly rollup table, read in SQL.
+	// keeps hourly group sums (startRollups, on any server sharing the
+	// database) and its own hourly rollup table, read in SQL.
 	if chs, ok := store.(*clickhouse.Store); ok && cfg.Storage.Backend == "clickhouse" {
-		o.Energy = service.ClickHouseEnergy{Store: chs}
+		e := service.ClickHouseEnergy{Store: chs}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if eg, err := chs.EnergyGroups(ctx); err != nil {
+			log.Warn("energy group sums unavailable; long reports read the hourly rollup table", "err", err)
+		} else {
+			e.Groups = eg
+		}
+		cancel()
+		o.Energy = e
 	} else {
 		o.Rollups = cfg.Storage.Backend != "clickhouse"
 	}
@@ -64,7 +73,7 @@ func newReportService(ctx context.Context, cfg config.Server, st ingest.Store, l
 		if !ok {
 			return nil, nil, fmt.Errorf("report stores: storage.backend clickhouse but the store is %T", st)
 		}
-		conn, closeConn, err := reportConn(cfg, chs)
+		conn, closeConn, err := reportConn(ctx, cfg, chs, log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -95,8 +104,12 @@ func newReportService(ctx context.Context, cfg config.Server, st ingest.Store, l
 // reportConn is the connection of the report tables: the store's own on one
 // server; on a cluster, one to the first shard only, where those small
 // tables live, so that a read sees every write that returned (the store's
-// connection fails over between shards, which hold different data).
-func reportConn(cfg config.Server, st *clickhouse.Store) (driver.Conn, func() error, error) {
+// connection fails over between shards, which hold different data). Where
+// the first shard has replicas, the tables are created on each (chstore
+// makes them ReplicatedMergeTree beside the replicated samples) and the
+// connection fails over between them in the cluster's order, so that every
+// greenloop server reads and writes the same replica while it is up.
+func reportConn(ctx context.Context, cfg config.Server, st *clickhouse.Store, log *slog.Logger) (driver.Conn, func() error, error) {
 	c := cfg.Storage.ClickHouse
 	if c.Cluster == "" {
 		return st.Conn(), func() error { return nil }, nil
@@ -109,14 +122,40 @@ func reportConn(cfg config.Server, st *clickhouse.Store) (driver.Conn, func() er
 	if user == "" {
 		user = "default"
 	}
-	conn, err := ch.Open(&ch.Options{
-		Addr: c.Addrs[:1], Protocol: ch.Native,
-		Auth:        ch.Auth{Username: user, Password: password, Database: "default"},
-		DialTimeout: 5 * time.Second,
-		ReadTimeout: 30 * time.Second,
-	})
+	shards, err := st.ShardReplicas(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("report stores: connect to %s: %w", c.Addrs[0], err)
+		return nil, nil, fmt.Errorf("report stores: %w", err)
+	}
+	first := shards[0]
+	open := func(addrs []string) (driver.Conn, error) {
+		conn, err := ch.Open(&ch.Options{
+			Addr: addrs, Protocol: ch.Native,
+			Auth:        ch.Auth{Username: user, Password: password, Database: "default"},
+			DialTimeout: 5 * time.Second,
+			ReadTimeout: 30 * time.Second,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("report stores: connect to %v: %w", addrs, err)
+		}
+		return conn, nil
+	}
+	if len(first) > 1 {
+		for _, a := range first {
+			one, err := open([]string{a})
+			if err != nil {
+				return nil, nil, err
+			}
+			_, errIn := chstore.NewInputStore(ctx, one, st.Database(), nil, nil, log)
+			_, errSnap := chstore.NewSnapshotStore(ctx, one, st.Database(), log)
+			one.Close()
+			if err := errors.Join(errIn, errSnap); err != nil {
+				return nil, nil, fmt.Errorf("report stores on replica %s: %w", a, err)
+			}
+		}
+	}
+	conn, err := open(first)
+	if err != nil {
+		return nil, nil, err
 	}
 	return conn, conn.Close, nil
 }
@@ -195,7 +234,7 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 		return func() { closeReports() }, nil
 	}
 	tenants := []string{""}
-	if cfg.Auth.TokensFile != "" {
+	if cfg.Auth.Enabled() {
 		tenants = nil
 		for _, s := range sites {
 			if t := s.SiteTenant(); !slices.Contains(tenants, t) {

@@ -2,7 +2,8 @@
 // server (ingest, the store, the Prometheus query API, accounting and reports,
 // the fleet page); `agent` and `collect` read the hardware; `report` computes
 // emissions, KPIs and the EU report from the store; `migrate` moves the
-// embedded store's history into ClickHouse.
+// embedded store's history into ClickHouse; `token` manages the bearer
+// tokens kept in ClickHouse.
 package main
 
 import (
@@ -28,6 +29,8 @@ Usage:
                               emissions, KPIs or the EU report from the store (no server needed)
   greenloop migrate --from tsdb:DIR --to clickhouse --config FILE
                               copy the embedded store's history into ClickHouse (resumable)
+  greenloop token add|list|revoke|import --config FILE ...
+                              manage the bearer tokens kept in ClickHouse (auth.store clickhouse)
   greenloop version           print the version
 
 `
@@ -59,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "report":
 		err = runReport(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = runToken(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "greenloop", version)
 	case "help", "-h", "--help":

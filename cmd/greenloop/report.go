@@ -159,7 +159,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// One command is one piece of work: each meter is read once.
 	ctx, _ = service.WithEnergyMemo(ctx)
 	tenant := ""
-	if cfg.Auth.TokensFile != "" {
+	if cfg.Auth.Enabled() {
 		tenant = site.SiteTenant()
 	}
 

@@ -198,7 +198,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	stopRollups, err := startRollups(ctx, log.With("component", "rollup"), opened, store, backfillStore, late)
+	stopRollups, err := startRollups(ctx, log.With("component", "rollup"), cfg, opened, store, backfillStore, late)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Demo.Enabled {
 		fleet = demo.New(flags.demoSeed)
 		for _, s := range fleet.Sites() {
-			if cfg.Auth.TokensFile != "" {
+			if cfg.Auth.Enabled() {
 				s.Tenant = cfg.Demo.Tenant
 			}
 			sites = append(sites, s)
@@ -243,7 +243,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	registerUI(srv, log.With("component", "ui"), store, engine, sites, cfg.Auth.TokensFile != "")
+	registerUI(srv, log.With("component", "ui"), store, engine, sites, cfg.Auth.Enabled())
+	reloadTokens, stopTokens, err := startTokens(ctx, cfg, srv, reg, log.With("component", "auth"))
+	if err != nil {
+		return err
+	}
+	defer stopTokens()
 	// The accounting reads through the raw store (writes go through writer,
 	// which tracks late writes); the EU report keeps its tables in ClickHouse.
 	stopAccounting, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, backfill, sites)
@@ -277,7 +282,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			case <-sctx.Done():
 				return
 			case <-hup:
-				if err := srv.ReloadTokens(); err != nil {
+				if err := reloadTokens(); err != nil {
 					log.Error("reloading tokens", "err", err)
 				}
 			}
@@ -285,7 +290,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 	if fleet != nil {
 		tenant := ""
-		if cfg.Auth.TokensFile != "" {
+		if cfg.Auth.Enabled() {
 			tenant = cfg.Demo.Tenant
 		}
 		wg.Go(func() {

@@ -37,6 +37,7 @@ func openStore(ctx context.Context, cfg config.Server, reg prometheus.Registerer
 		}
 		st, err := clickhouse.Open(ctx, clickhouse.Options{
 			Addrs: c.Addrs, Database: c.Database, Username: c.Username, Password: password, Cluster: c.Cluster,
+			Replication: c.Replication, ZooKeeperPath: c.ZooKeeperPath,
 			Retention: c.Retention.D(), MinuteRetention: c.MinuteRetention.D(), HourRetention: c.HourRetention.D(),
 			BatchSize: c.BatchSize, FlushInterval: c.FlushInterval.D(), WriteTimeout: c.WriteTimeout.D(),
 			AsyncInsert: c.AsyncInsert, Buffer: clickhouse.BufferOptions{Enabled: c.Buffer.Enabled, Layers: c.Buffer.Layers,

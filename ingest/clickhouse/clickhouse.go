@@ -27,7 +27,8 @@ import (
 type Options struct {
 	// Addrs are the servers' native-protocol addresses (host:port). On a single
 	// server (Cluster empty) they are alternatives for fail-over; with Cluster
-	// set, each is one shard and the schema is created on every one.
+	// set, each is one server of the cluster (every replica of every shard)
+	// and the schema is created on every one.
 	Addrs []string
 	// Database holds greenloop's tables; empty means "greenloop". It is created if missing.
 	Database string
@@ -36,6 +37,13 @@ type Options struct {
 	// Cluster names the remote_servers cluster of the Distributed tables; empty
 	// means a single server.
 	Cluster string
+	// Replication is "auto" (empty: the same), "on" or "off": whether the
+	// cluster's local tables are Replicated tables (see replica.go). auto
+	// replicates where a shard of the cluster has more than one replica.
+	Replication string
+	// ZooKeeperPath is the ZooKeeper path template of a replicated table;
+	// empty means DefaultZooKeeperPath.
+	ZooKeeperPath string
 	// Retention is how long raw samples are kept; zero means 15 days.
 	Retention time.Duration
 	// MinuteRetention is how long the 1-minute rollup is kept; zero means Retention.
@@ -141,6 +149,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Cluster != "" && !validIdent(o.Cluster) {
 		return nil, fmt.Errorf("clickhouse store: cluster %q is not a plain identifier", o.Cluster)
 	}
+	if err := checkReplicationOptions(o.Replication, o.ZooKeeperPath, o.Cluster); err != nil {
+		return nil, fmt.Errorf("clickhouse store: %w: %w", ErrReplication, err)
+	}
 	if o.Username == "" {
 		o.Username = "default"
 	}
@@ -192,7 +203,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	s := &Store{
-		t:       tables{db: quoteIdent(o.Database), cluster: o.Cluster},
+		t:       tables{db: quoteIdent(o.Database), cluster: o.Cluster, replication: o.Replication, zkPath: o.ZooKeeperPath},
 		opts:    o,
 		ret:     retention{raw: o.Retention, minute: o.MinuteRetention, hour: o.HourRetention},
 		log:     o.Logger,

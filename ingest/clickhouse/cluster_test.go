@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,6 +83,15 @@ func TestCluster(t *testing.T) {
 		}
 		if held != 240 {
 			t.Errorf("the shards' buffers hold %d rows, want 240 (120 and their resend)", held)
+		}
+	})
+
+	t.Run("ShardReplicas", func(t *testing.T) {
+		st := openCluster(t, "sharding")
+		defer st.Close()
+		got, err := st.ShardReplicas(context.Background())
+		if err != nil || len(got) != 2 || !slices.Equal(got[0], addrs[:1]) || !slices.Equal(got[1], addrs[1:]) {
+			t.Errorf("ShardReplicas = %v, %v; want [[%s] [%s]]", got, err, addrs[0], addrs[1])
 		}
 	})
 

@@ -51,9 +51,43 @@ func featuresFor(major, minor uint64) features {
 type tables struct {
 	db      string // quoted database
 	cluster string // "" on a single server
+	// replication is "auto" (or empty), "on" or "off": whether the local
+	// tables use the Replicated engines (see resolveReplication).
+	replication string
+	// zkPath is the ZooKeeper path template of replicated tables; empty
+	// means DefaultZooKeeperPath.
+	zkPath string
+	// replicated is the resolved choice on one server (set by migrate).
+	replicated bool
 }
 
 func (t tables) q(name string) string { return t.db + "." + quoteIdent(name) }
+
+// localName is the unquoted name of the table that holds name's data on one server.
+func (t tables) localName(name string) string {
+	if t.cluster != "" {
+		return name + "_local"
+	}
+	return name
+}
+
+// engine returns the engine clause of the local table name of a MergeTree
+// family ("MergeTree", "ReplacingMergeTree", "AggregatingMergeTree") with
+// the family's own parameters, if any (a ReplacingMergeTree's version
+// column): the family itself, or its Replicated variant with the table's
+// ZooKeeper path and the {replica} macro before those parameters. Code that
+// creates tables outside the migrations resolves t first on each server
+// (resolveReplication).
+func (t tables) engine(family, name string, params ...string) string {
+	if !t.replicated {
+		if len(params) == 0 {
+			return family
+		}
+		return family + "(" + strings.Join(params, ", ") + ")"
+	}
+	args := append([]string{"'" + zooKeeperPath(t.zkPath, strings.Trim(t.db, "`"), t.localName(name)) + "'", "'{replica}'"}, params...)
+	return "Replicated" + family + "(" + strings.Join(args, ", ") + ")"
+}
 
 // local is the name of the table that holds the data on one server.
 func (t tables) local(name string) string {
@@ -109,11 +143,11 @@ func migrateSeriesSamples(t tables, f features) []string {
 		// One row per series; re-inserting a known series is harmless.
 		"CREATE TABLE IF NOT EXISTS " + t.local(tblSeries) + " (series_id UInt64, metric " + metricType +
 			", label_names Array(String), label_values Array(String), created_ms Int64)" +
-			" ENGINE = ReplacingMergeTree ORDER BY (metric, series_id)",
+			" ENGINE = " + t.engine("ReplacingMergeTree", tblSeries) + " ORDER BY (metric, series_id)",
 		// ReplacingMergeTree on (series_id, ts): a retried batch collapses at merge
 		// time, and reads drop the twins that no merge has collapsed yet.
 		"CREATE TABLE IF NOT EXISTS " + t.local(tblSamples) + " (series_id UInt64, " + tsCol + ", " + valCol + ")" +
-			" ENGINE = ReplacingMergeTree PARTITION BY " + dayPartition("ts") + " ORDER BY (series_id, ts)",
+			" ENGINE = " + t.engine("ReplacingMergeTree", tblSamples) + " PARTITION BY " + dayPartition("ts") + " ORDER BY (series_id, ts)",
 	}
 	if t.cluster != "" {
 		stmts = append(stmts, distributed(t, tblSeries), distributed(t, tblSamples))
@@ -169,7 +203,7 @@ func migrateRollups(t tables, f features) []string {
 		}
 		stmts = append(stmts,
 			"CREATE TABLE IF NOT EXISTS "+t.local(r.table)+" (series_id UInt64, bucket Int64, "+strings.Join(cols, ", ")+")"+
-				" ENGINE = AggregatingMergeTree PARTITION BY "+r.partition+" ORDER BY (series_id, bucket)",
+				" ENGINE = "+t.engine("AggregatingMergeTree", r.table)+" PARTITION BY "+r.partition+" ORDER BY (series_id, bucket)",
 			// A bucket is left-open, (end-B, end], and named by its end, like
 			// PromQL's range windows; NaN (including staleness markers) is left out.
 			fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s TO %s AS SELECT series_id,"+
@@ -190,8 +224,13 @@ func distributed(t tables, name string) string {
 }
 
 // migrate creates the database and applies the missing migrations on one
-// server, recording each in schema_migrations (kept per server).
+// server, recording each in schema_migrations (kept per server). On a
+// cluster it first decides whether the local tables are replicated
+// (resolveReplication, which refuses existing tables made the other way).
 func migrate(ctx context.Context, conn driver.Conn, t tables, f features, now time.Time) (applied []uint32, err error) {
+	if t, err = resolveReplication(ctx, conn, t); err != nil {
+		return nil, err
+	}
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+t.db); err != nil {
 		return nil, fmt.Errorf("create database %s: %w", t.db, err)
 	}

@@ -318,3 +318,132 @@ func TestClassify(t *testing.T) {
 		t.Errorf("the cause is lost: %v", err)
 	}
 }
+
+func TestReplicatedDDL(t *testing.T) {
+	all := func(tb tables) string {
+		var out []string
+		for _, m := range migrations {
+			out = append(out, m.stmts(tb, features{})...)
+		}
+		return strings.Join(out, "\n")
+	}
+	repl := all(tables{db: "`g`", cluster: "c", replicated: true})
+	for _, want := range []string{
+		"`g`.`series_local` (series_id UInt64, metric String, label_names Array(String), label_values Array(String), created_ms Int64)" +
+			" ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/series_local', '{replica}') ORDER BY (metric, series_id)",
+		"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/samples_local', '{replica}') PARTITION BY toYYYYMMDD(",
+		"ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/g/samples_1m_local', '{replica}') PARTITION BY",
+		"ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/g/samples_1h_local', '{replica}') PARTITION BY",
+		// The views and the Distributed tables are the same as without replicas.
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS `g`.`samples_1m_mv_local` TO `g`.`samples_1m_local` AS SELECT",
+		"CREATE TABLE IF NOT EXISTS `g`.`samples` AS `g`.`samples_local` ENGINE = Distributed(`c`, `g`, `samples_local`, intHash64(series_id))",
+	} {
+		if !strings.Contains(repl, want) {
+			t.Errorf("replicated DDL lacks %q:\n%s", want, repl)
+		}
+	}
+	if n := strings.Count(repl, "ENGINE = Replicated"); n != 4 {
+		t.Errorf("replicated DDL has %d Replicated engines, want 4 (series, samples, two rollups):\n%s", n, repl)
+	}
+	plain := all(tables{db: "`g`", cluster: "c"})
+	if strings.Contains(plain, "Replicated") {
+		t.Errorf("DDL without replicas names a Replicated engine:\n%s", plain)
+	}
+	custom := all(tables{db: "`g`", cluster: "c", replicated: true, zkPath: "/ch/{layer}-{shard}/{database}.{table}"})
+	if !strings.Contains(custom, "ReplicatedReplacingMergeTree('/ch/{layer}-{shard}/g.samples_local', '{replica}')") {
+		t.Errorf("custom path not applied:\n%s", custom)
+	}
+}
+
+func TestCheckReplicationOptions(t *testing.T) {
+	f := func(mode, path, cluster, wantErr string) {
+		t.Helper()
+		err := checkReplicationOptions(mode, path, cluster)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("(%q, %q, %q): %v, want nil", mode, path, cluster, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Errorf("(%q, %q, %q): %v, want an error saying %q", mode, path, cluster, err, wantErr)
+		}
+	}
+	f("", "", "", "")
+	f("auto", "", "", "")
+	f("off", "", "c", "")
+	f("on", "", "c", "")
+	f("on", "", "", "needs a cluster")
+	f("yes", "", "c", "want auto, on or off")
+	f("auto", "/clickhouse/{shard}/{database}/{table}", "c", "")
+	f("auto", "/clickhouse/{layer}/{table}", "c", "")
+	f("auto", "clickhouse/{shard}/{table}", "c", "must start with /")
+	f("auto", "/clickhouse/{shard}/{database}", "c", "must name {table}")
+	f("auto", "/clickhouse/{shard}/{table}/{replica}", "c", "{replica} is not allowed")
+	f("auto", "/clickhouse/{}/{table}", "c", "{} is not allowed")
+	f("auto", "/click'house/{table}", "c", "quotes")
+}
+
+func TestServerMacros(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"", []string{"shard", "replica"}},
+		{DefaultZooKeeperPath, []string{"shard", "replica"}},
+		{"/ch/{layer}/{shard}/{table}/{layer}", []string{"layer", "shard", "replica"}},
+		{"/ch/{table}", []string{"replica"}},
+	} {
+		if got := serverMacros(tc.path); !slices.Equal(got, tc.want) {
+			t.Errorf("serverMacros(%q) = %v, want %v", tc.path, got, tc.want)
+		}
+	}
+	if got, want := zooKeeperPath("", "db", "samples_local"), "/clickhouse/tables/{shard}/db/samples_local"; got != want {
+		t.Errorf("default path = %q, want %q", got, want)
+	}
+}
+
+func TestEngine(t *testing.T) {
+	plain := tables{db: "`g`", cluster: "c"}
+	repl := tables{db: "`g`", cluster: "c", replicated: true}
+	for _, tc := range []struct {
+		t      tables
+		family string
+		params []string
+		want   string
+	}{
+		{plain, "MergeTree", nil, "MergeTree"},
+		{plain, "ReplacingMergeTree", []string{"version"}, "ReplacingMergeTree(version)"},
+		{repl, "MergeTree", nil, "ReplicatedMergeTree('/clickhouse/tables/{shard}/g/x_local', '{replica}')"},
+		{repl, "ReplacingMergeTree", []string{"version"}, "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/g/x_local', '{replica}', version)"},
+		{tables{db: "`g`", replicated: true, zkPath: "/z/{table}"}, "AggregatingMergeTree", nil, "ReplicatedAggregatingMergeTree('/z/x', '{replica}')"},
+	} {
+		if got := tc.t.engine(tc.family, "x", tc.params...); got != tc.want {
+			t.Errorf("engine(%s, %v) = %s, want %s", tc.family, tc.params, got, tc.want)
+		}
+	}
+}
+
+// FuzzZooKeeperPath: whatever template checkReplicationOptions accepts
+// yields, for every table, a path that starts with /, names the table, and
+// cannot break out of the engine's quoted argument; the server's macros
+// always include {replica} and never greenloop's own.
+func FuzzZooKeeperPath(f *testing.F) {
+	for _, s := range []string{DefaultZooKeeperPath, "/ch/{layer}/{shard}/{table}", "/{table}", "/a'b/{table}", "/x/{replica}/{table}", "/{}/{table}", "/{{table}}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tmpl string) {
+		if checkReplicationOptions(ReplicationAuto, tmpl, "c") != nil || tmpl == "" {
+			return
+		}
+		p := zooKeeperPath(tmpl, "db", "samples_local")
+		if !strings.HasPrefix(p, "/") || !strings.Contains(p, "samples_local") || strings.ContainsAny(p, "'\\") {
+			t.Errorf("template %q gives path %q", tmpl, p)
+		}
+		e := tables{db: "`db`", cluster: "c", replicated: true, zkPath: tmpl}.engine("MergeTree", tblSamples)
+		if strings.Count(e, "'") != 4 {
+			t.Errorf("template %q gives engine %s", tmpl, e)
+		}
+		m := serverMacros(tmpl)
+		if m[len(m)-1] != "replica" || slices.Contains(m, "database") || slices.Contains(m, "table") {
+			t.Errorf("template %q needs macros %v", tmpl, m)
+		}
+	})
+}

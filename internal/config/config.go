@@ -33,6 +33,22 @@ type Server struct {
 	Demo    Demo    `yaml:"demo"`
 	Sites   []Site  `yaml:"sites"`
 	Carbon  Carbon  `yaml:"carbon"`
+	// Accounting tunes the accounting's background work.
+	Accounting Accounting `yaml:"accounting"`
+}
+
+// Accounting tunes the accounting's background work.
+type Accounting struct {
+	Rollup AccountingRollup `yaml:"rollup"`
+}
+
+// AccountingRollup is the job that keeps hourly energy roll-ups and group
+// sums (package accounting/rollup), on which long reports are fast.
+type AccountingRollup struct {
+	// Enabled runs the job on this server (default true). With ClickHouse,
+	// servers sharing the database may all run it (its writes are
+	// idempotent) or only some; with the embedded store it must run.
+	Enabled bool `yaml:"enabled"`
 }
 
 var chIdentRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -49,7 +65,8 @@ type Storage struct {
 // servers may share one database.
 type ClickHouse struct {
 	// Addrs are host:port of the native protocol (9000); with a cluster,
-	// one address per shard, in the order of the cluster's definition.
+	// one address per server of the cluster (every replica of every shard),
+	// shard by shard in the order of the cluster's definition.
 	Addrs []string `yaml:"addrs"`
 	// Database is created when missing; default "greenloop".
 	Database string `yaml:"database"`
@@ -61,6 +78,14 @@ type ClickHouse struct {
 	// Cluster names a cluster of the servers' remote_servers: local tables on
 	// every shard and Distributed tables over them. Empty = one server.
 	Cluster string `yaml:"cluster"`
+	// Replication is auto (default), on or off: whether the cluster's local
+	// tables are Replicated tables (kept in step through ZooKeeper). auto
+	// replicates where a shard of the cluster has more than one replica.
+	Replication string `yaml:"replication"`
+	// ZooKeeperPath is the ZooKeeper path template of a replicated table:
+	// greenloop fills {database} and {table}, the servers' <macros> every
+	// other {name}. Default /clickhouse/tables/{shard}/{database}/{table}.
+	ZooKeeperPath string `yaml:"zookeeper_path"`
 	// Retention of raw samples, and of the 1-minute and 1-hour rollups;
 	// zero keeps raw samples 15 days, minutes 90 days and hours 5 years.
 	Retention       Duration `yaml:"retention"`
@@ -96,6 +121,41 @@ type ClickHouseBuffer struct {
 	MaxRows  int64    `yaml:"max_rows"`
 	MinBytes ByteSize `yaml:"min_bytes"`
 	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+// chMacroRe finds the {macro} placeholders of a ZooKeeper path template.
+var chMacroRe = regexp.MustCompile(`\{([A-Za-z0-9_]*)\}`)
+
+// validateCHReplication checks replication and zookeeper_path (the rules
+// of ingest/clickhouse's checkReplicationOptions).
+func validateCHReplication(ch ClickHouse, add func(key, format string, args ...any)) {
+	const k = "storage.clickhouse."
+	switch ch.Replication {
+	case "", "auto", "off":
+	case "on":
+		if ch.Cluster == "" {
+			add(k+"replication", "on needs a cluster: the replicas are those of the cluster's shards")
+		}
+	default:
+		add(k+"replication", "want auto, on or off, got %q", ch.Replication)
+	}
+	p := ch.ZooKeeperPath
+	if p == "" {
+		return
+	}
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		add(k+"zookeeper_path", "must start with /, got %q", p)
+	case strings.ContainsAny(p, "'\\` \t\n"):
+		add(k+"zookeeper_path", "must not hold quotes, backslashes or spaces, got %q", p)
+	case !strings.Contains(p, "{table}"):
+		add(k+"zookeeper_path", "must name {table}, or every table would share one path, got %q", p)
+	}
+	for _, m := range chMacroRe.FindAllStringSubmatch(p, -1) {
+		if m[1] == "" || m[1] == "replica" {
+			add(k+"zookeeper_path", "%s is not allowed: the path is the table's, shared by its replicas", m[0])
+		}
+	}
 }
 
 // validateCHBuffer checks the Buffer thresholds that are set (zero takes the default).
@@ -150,8 +210,36 @@ type TSDB struct {
 
 // Auth configures bearer tokens.
 type Auth struct {
+	// Store is where the tokens live: "file" (default: TokensFile) or
+	// "clickhouse" (a table in storage.clickhouse's database, shared by every
+	// server on it; needs storage.backend clickhouse).
+	Store string `yaml:"store"`
 	// TokensFile has lines "<sha256 hex of token> <tenant> <role> <name>". Empty = no auth, loopback only.
+	// Only with store file.
 	TokensFile string `yaml:"tokens_file"`
+	// RefreshInterval is how often a server re-reads the tokens from
+	// ClickHouse (store clickhouse), so that a token added or revoked on one
+	// server applies on all within it; default (and zero) 10s.
+	RefreshInterval Duration `yaml:"refresh_interval"`
+}
+
+// The values of Auth.Store.
+const (
+	AuthStoreFile       = "file"
+	AuthStoreClickHouse = "clickhouse"
+)
+
+// Enabled reports whether requests need a bearer token: with a tokens file,
+// or with the tokens in ClickHouse (even while that table is empty). Without
+// auth the server serves one tenant and listens only on loopback.
+func (a Auth) Enabled() bool { return a.TokensFile != "" || a.Store == AuthStoreClickHouse }
+
+// Refresh returns RefreshInterval, or its default 10s when zero.
+func (a Auth) Refresh() time.Duration {
+	if a.RefreshInterval <= 0 {
+		return 10 * time.Second
+	}
+	return a.RefreshInterval.D()
 }
 
 // TLS configures HTTPS and optional client-certificate verification.
@@ -402,9 +490,11 @@ func Default() Server {
 		},
 		Query: Query{Timeout: Duration(2 * time.Minute), MaxSamples: 50_000_000, LookbackDelta: Duration(5 * time.Minute),
 			ResultsCache: ResultsCache{MaxBytes: 256 << 20, Settle: Duration(5 * time.Minute)}},
-		Log:    Log{Level: "info", Format: "text"},
-		Demo:   Demo{History: Duration(7 * 24 * time.Hour), Tenant: "default"},
-		Carbon: Carbon{History: Duration(7 * 24 * time.Hour), Interval: Duration(15 * time.Minute), ForecastHorizon: Duration(24 * time.Hour)},
+		Auth:       Auth{Store: AuthStoreFile, RefreshInterval: Duration(10 * time.Second)},
+		Log:        Log{Level: "info", Format: "text"},
+		Demo:       Demo{History: Duration(7 * 24 * time.Hour), Tenant: "default"},
+		Carbon:     Carbon{History: Duration(7 * 24 * time.Hour), Interval: Duration(15 * time.Minute), ForecastHorizon: Duration(24 * time.Hour)},
+		Accounting: Accounting{Rollup: AccountingRollup{Enabled: true}},
 	}
 }
 
@@ -503,6 +593,7 @@ func (c *Server) Validate() error {
 		default:
 			add("storage.clickhouse.async_insert", "want auto, on or off, got %q", ch.AsyncInsert)
 		}
+		validateCHReplication(ch, add)
 		if b := ch.Buffer; b.Enabled {
 			if ch.AsyncInsert == "on" {
 				add("storage.clickhouse.async_insert", "on and buffer.enabled: choose one")
@@ -520,6 +611,7 @@ func (c *Server) Validate() error {
 	} else if w > c.Storage.TSDB.Retention.D() {
 		add("storage.tsdb.out_of_order_window", "%s is longer than the retention %s", c.Storage.TSDB.OutOfOrderWindow, c.Storage.TSDB.Retention)
 	}
+	validateAuth(c.Auth, c.Storage.Backend, add)
 	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
 		add("tls.key_file", "must be set with tls.cert_file")
 	}
@@ -599,7 +691,29 @@ func (c *Server) Validate() error {
 		validateSiteAccounting(p, s, add)
 	}
 	validateCarbon(c.Carbon, c.Storage.TSDB.Retention, add)
+	if !c.Accounting.Rollup.Enabled && c.Storage.Backend != "clickhouse" {
+		add("accounting.rollup.enabled", "false is only for storage.backend clickhouse (servers sharing one database); the embedded store has no other server to keep its roll-ups")
+	}
 	return errors.Join(errs...)
+}
+
+// validateAuth checks the auth section against the storage backend.
+func validateAuth(a Auth, backend string, add func(path, format string, args ...any)) {
+	switch a.Store {
+	case "", AuthStoreFile:
+	case AuthStoreClickHouse:
+		if backend != "clickhouse" {
+			add("auth.store", "clickhouse needs storage.backend clickhouse (the tokens live in its database), got backend %q", backend)
+		}
+		if a.TokensFile != "" {
+			add("auth.tokens_file", "not read with auth.store clickhouse; copy it into ClickHouse with `greenloop token import` and remove it")
+		}
+	default:
+		add("auth.store", "want file or clickhouse, got %q", a.Store)
+	}
+	if r := a.RefreshInterval.D(); r != 0 && r < time.Second {
+		add("auth.refresh_interval", "must be at least 1s (0 takes the default 10s), got %s", a.RefreshInterval)
+	}
 }
 
 // validateSiteAccounting checks a site's accounting fields.

@@ -289,7 +289,63 @@ func TestDeployClickHouseCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := c.Storage.ClickHouse
-	if c.Storage.Backend != "clickhouse" || len(ch.Addrs) != 2 || ch.Cluster != "greenloop_cluster" || ch.PasswordFile == "" {
+	if c.Storage.Backend != "clickhouse" || len(ch.Addrs) != 4 || ch.Cluster != "greenloop_cluster" || ch.PasswordFile == "" ||
+		ch.Replication != "auto" || ch.ZooKeeperPath != "/clickhouse/tables/{shard}/{database}/{table}" {
 		t.Fatalf("unexpected storage: %+v", c.Storage)
+	}
+}
+
+func TestValidateAuthStore(t *testing.T) {
+	const ch = "storage: {backend: clickhouse, clickhouse: {addrs: [127.0.0.1:9000]}}\n"
+	for _, tc := range []struct {
+		name, yaml string
+		// want are the messages expected, each with its field path; none = valid.
+		want        []string
+		enabled     bool
+		refreshWant time.Duration
+	}{
+		{name: "default", yaml: "", enabled: false, refreshWant: 10 * time.Second},
+		{name: "file", yaml: "auth: {tokens_file: /etc/greenloop/tokens}\n", enabled: true, refreshWant: 10 * time.Second},
+		{name: "clickhouse", yaml: ch + "auth: {store: clickhouse, refresh_interval: 30s}\n", enabled: true, refreshWant: 30 * time.Second},
+		{name: "zero interval takes the default", yaml: ch + "auth: {store: clickhouse, refresh_interval: 0s}\n", enabled: true, refreshWant: 10 * time.Second},
+		{name: "clickhouse store on tsdb", yaml: "auth: {store: clickhouse}\n", enabled: true,
+			want: []string{`auth.store: clickhouse needs storage.backend clickhouse`}},
+		{name: "both sources", yaml: ch + "auth: {store: clickhouse, tokens_file: /etc/greenloop/tokens}\n", enabled: true,
+			want: []string{"auth.tokens_file: not read with auth.store clickhouse"}},
+		{name: "unknown store", yaml: "auth: {store: ldap}\n",
+			want: []string{`auth.store: want file or clickhouse, got "ldap"`}},
+		{name: "interval too short", yaml: ch + "auth: {store: clickhouse, refresh_interval: 100ms}\n", enabled: true,
+			want: []string{"auth.refresh_interval: must be at least 1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(strings.NewReader(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Auth.Enabled(); got != tc.enabled {
+				t.Errorf("Enabled() = %v, want %v", got, tc.enabled)
+			}
+			err = c.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if got := c.Auth.Refresh(); got != tc.refreshWant {
+					t.Errorf("Refresh() = %s, want %s", got, tc.refreshWant)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != len(tc.want) {
+				t.Errorf("%d problems reported, want %d: %v", n, len(tc.want), err)
+			}
+		})
 	}
 }

@@ -16,7 +16,10 @@
 // one shard only (the first of the configuration); these tables are a few
 // kilobytes per site and year, and one copy on one server means that a read
 // sees every write that returned, whichever greenloop server made it, which a
-// fail-over connection across shards would not guarantee.
+// fail-over connection across shards would not guarantee. Where the series
+// store's tables are replicated (a cluster whose shards have replicas), both
+// tables are ReplicatedMergeTree tables beside them (replicated.go): created
+// on each replica of the first shard, they survive the loss of one.
 package chstore
 
 import (

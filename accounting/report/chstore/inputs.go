@@ -48,12 +48,16 @@ func NewInputStore(ctx context.Context, conn driver.Conn, database string, cat *
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	eng, err := engineFor(ctx, conn, database, InputsTable)
+	if err != nil {
+		return nil, fmt.Errorf("report input store: %w", err)
+	}
 	// value is the entry's JSON, empty for a cleared field; at_ns the entry
 	// time in Unix nanoseconds (DateTime has seconds only before 20.x);
 	// put_id orders the entries of two Puts made in the same nanosecond.
 	create := "CREATE TABLE IF NOT EXISTS " + tbl + " (tenant String, site String, year UInt16, field String," +
 		" value String, quality String, omission_reason String, entered_by String, at_ns Int64, put_id String)" +
-		" ENGINE = MergeTree ORDER BY (tenant, site, year, field, at_ns, put_id)"
+		" ENGINE = " + eng + " ORDER BY (tenant, site, year, field, at_ns, put_id)"
 	if err := ensure(ctx, conn, database, create); err != nil {
 		return nil, fmt.Errorf("report input store: create %s: %w", tbl, err)
 	}

@@ -36,9 +36,13 @@ func NewSnapshotStore(ctx context.Context, conn driver.Conn, database string, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	eng, err := engineFor(ctx, conn, database, SnapshotsTable)
+	if err != nil {
+		return nil, fmt.Errorf("report snapshot store: %w", err)
+	}
 	create := "CREATE TABLE IF NOT EXISTS " + tbl + " (tenant String, id String, site String, year UInt16, sha256 String," +
 		" status String, created_by String, created_at_ns Int64, body String)" +
-		" ENGINE = MergeTree ORDER BY (tenant, id)"
+		" ENGINE = " + eng + " ORDER BY (tenant, id)"
 	if err := ensure(ctx, conn, database, create); err != nil {
 		return nil, fmt.Errorf("report snapshot store: create %s: %w", tbl, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -32,10 +33,74 @@ func Binary() (string, error) {
 	return "", fmt.Errorf("clickhouse-server not found: install the Debian package %s", DebianPackage)
 }
 
-// Cluster is one remote_servers entry: a name and one address per shard.
+// Cluster is one remote_servers entry: a name and one address per shard, or,
+// for a replicated cluster, the addresses of each shard's replicas.
 type Cluster struct {
 	Name   string
-	Shards []string // host:port of each shard's native port
+	Shards []string // host:port of each shard's native port (one replica each)
+	// Replicas, when set, replaces Shards: Replicas[i] lists the host:port of
+	// shard i's replicas. Such a cluster is written with
+	// internal_replication=true: a Distributed table writes one replica of
+	// each shard and the Replicated tables copy the data to the others.
+	Replicas [][]string
+}
+
+// shards returns the replicas of each shard.
+func (c Cluster) shards() [][]string {
+	if len(c.Replicas) > 0 {
+		return c.Replicas
+	}
+	out := make([][]string, len(c.Shards))
+	for i, a := range c.Shards {
+		out[i] = []string{a}
+	}
+	return out
+}
+
+// ServerOptions configure a server beyond its port and clusters, for
+// replication: the ZooKeeper ensemble and the macros the Replicated tables'
+// paths name ({shard}, {replica}).
+type ServerOptions struct {
+	// Port is the native-protocol port; 0 picks a free one.
+	Port int
+	// Clusters are written as remote_servers.
+	Clusters []Cluster
+	// ZooKeeper lists host:port of the ensemble; empty writes no <zookeeper>.
+	ZooKeeper []string
+	// Macros are written as <macros> (e.g. shard: "01", replica: "r1").
+	Macros map[string]string
+	// InterserverPort is the port replicas fetch parts from each other on;
+	// 0 picks a free one when ZooKeeper is set.
+	InterserverPort int
+	// ProfileSettings are added to the default user profile (users.xml),
+	// e.g. insert_deduplicate: "0".
+	ProfileSettings map[string]string
+}
+
+// withProfileSettings adds settings to the default profile of a users.xml.
+func withProfileSettings(users string, settings map[string]string) (string, error) {
+	if len(settings) == 0 {
+		return users, nil
+	}
+	p := strings.Index(users, "<profiles>")
+	if p < 0 {
+		return "", errors.New("users.xml has no <profiles>")
+	}
+	d := strings.Index(users[p:], "<default>")
+	if d < 0 {
+		return "", errors.New("users.xml has no default profile")
+	}
+	at := p + d + len("<default>")
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "<%[1]s>%[2]s</%[1]s>", k, settings[k])
+	}
+	return users[:at] + b.String() + users[at:], nil
 }
 
 // Server is a running clickhouse-server.
@@ -65,6 +130,13 @@ func FreePort() (int, error) {
 // clusters, if any, are written as remote_servers. It returns once the server
 // accepts connections.
 func Start(dir string, port int, clusters ...Cluster) (*Server, error) {
+	return StartWith(dir, ServerOptions{Port: port, Clusters: clusters})
+}
+
+// StartWith writes a config into dir and starts a server as o says. It
+// returns once the server accepts connections.
+func StartWith(dir string, o ServerOptions) (*Server, error) {
+	port := o.Port
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -83,10 +155,20 @@ func Start(dir string, port int, clusters ...Cluster) (*Server, error) {
 	if err != nil {
 		users = []byte(defaultUsers)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.xml"), users, 0o644); err != nil {
+	usersXML, err := withProfileSettings(string(users), o.ProfileSettings)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(Config(dir, port, clusters...)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(usersXML), 0o644); err != nil {
+		return nil, err
+	}
+	if len(o.ZooKeeper) > 0 && o.InterserverPort == 0 {
+		if o.InterserverPort, err = FreePort(); err != nil {
+			return nil, fmt.Errorf("pick an interserver port: %w", err)
+		}
+	}
+	o.Port = port
+	if err := os.WriteFile(filepath.Join(dir, "config.xml"), []byte(ConfigWith(dir, o)), 0o644); err != nil {
 		return nil, err
 	}
 	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, bin: bin}
@@ -95,14 +177,49 @@ func Start(dir string, port int, clusters ...Cluster) (*Server, error) {
 
 // Config returns the config.xml of a server in dir on port.
 func Config(dir string, port int, clusters ...Cluster) string {
+	return ConfigWith(dir, ServerOptions{Port: port, Clusters: clusters})
+}
+
+// ConfigWith returns the config.xml of a server in dir configured by o
+// (o.Port must be set).
+func ConfigWith(dir string, o ServerOptions) string {
 	var rs strings.Builder
-	for _, c := range clusters {
+	for _, c := range o.Clusters {
 		fmt.Fprintf(&rs, "<%s>", c.Name)
-		for _, sh := range c.Shards {
-			host, p, _ := net.SplitHostPort(sh)
-			fmt.Fprintf(&rs, "<shard><replica><host>%s</host><port>%s</port></replica></shard>", host, p)
+		for _, replicas := range c.shards() {
+			rs.WriteString("<shard>")
+			if len(c.Replicas) > 0 {
+				rs.WriteString("<internal_replication>true</internal_replication>")
+			}
+			for _, r := range replicas {
+				host, p, _ := net.SplitHostPort(r)
+				fmt.Fprintf(&rs, "<replica><host>%s</host><port>%s</port></replica>", host, p)
+			}
+			rs.WriteString("</shard>")
 		}
 		fmt.Fprintf(&rs, "</%s>", c.Name)
+	}
+	var repl strings.Builder
+	if len(o.ZooKeeper) > 0 {
+		repl.WriteString("\n    <zookeeper>")
+		for _, z := range o.ZooKeeper {
+			host, p, _ := net.SplitHostPort(z)
+			fmt.Fprintf(&repl, "<node><host>%s</host><port>%s</port></node>", host, p)
+		}
+		repl.WriteString("<session_timeout_ms>10000</session_timeout_ms></zookeeper>")
+		fmt.Fprintf(&repl, "\n    <interserver_http_host>127.0.0.1</interserver_http_host>\n    <interserver_http_port>%d</interserver_http_port>", o.InterserverPort)
+	}
+	if len(o.Macros) > 0 {
+		keys := make([]string, 0, len(o.Macros))
+		for k := range o.Macros {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		repl.WriteString("\n    <macros>")
+		for _, k := range keys {
+			fmt.Fprintf(&repl, "<%[1]s>%[2]s</%[1]s>", k, o.Macros[k])
+		}
+		repl.WriteString("</macros>")
 	}
 	return fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
@@ -120,9 +237,9 @@ func Config(dir string, port int, clusters ...Cluster) string {
     <users_config>%[1]s/users.xml</users_config>
     <default_profile>default</default_profile>
     <default_database>default</default_database>
-    <remote_servers>%[3]s</remote_servers>
+    <remote_servers>%[3]s</remote_servers>%[4]s
 </yandex>
-`, dir, port, rs.String())
+`, dir, o.Port, rs.String(), repl.String())
 }
 
 func (s *Server) start() error {

@@ -13,7 +13,13 @@
 // the synthetic total can only have read the rollups; the benchmark checks
 // that (and the completeness points) and fails otherwise.
 //
-// Usage: go run ./test/bench/reportbench [-series 10000] [-year 2025] [-formats json,pdf,xlsx] [-out results.json]
+// With -backend clickhouse the server runs on ClickHouse (a throw-away
+// clickhouse-server started in the work directory, or -ch-addr), and the
+// year is written as the ClickHouse group job keeps it: the hourly group sums
+// of the site's meters (energy_group_1h, see writeCHData) and the raw
+// samples of the last hours, which the server's job computes at start.
+//
+// Usage: go run ./test/bench/reportbench [-backend tsdb|clickhouse] [-series 10000] [-year 2025] [-formats json,pdf,xlsx] [-out results.json]
 package main
 
 import (
@@ -34,6 +40,7 @@ import (
 
 	"github.com/greenloop/greenloop/accounting/rollup"
 	"github.com/greenloop/greenloop/ingest"
+	"github.com/greenloop/greenloop/ingest/clickhouse/chtest"
 	"github.com/greenloop/greenloop/ingest/tsdb"
 	"github.com/greenloop/greenloop/test/bench/internal/procstat"
 )
@@ -47,6 +54,7 @@ type options struct {
 	repeat           int
 	bin, dir, out    string
 	keep             bool
+	backend, chAddr  string
 }
 
 // result is one timed request.
@@ -60,6 +68,7 @@ type result struct {
 }
 
 type report struct {
+	Backend         string    `json:"backend"`
 	Series          int       `json:"series"`
 	FacilitySeries  int       `json:"facility_series"`
 	Year            int       `json:"year"`
@@ -92,6 +101,8 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "work directory (default: a temporary one, removed at the end)")
 	flag.StringVar(&o.out, "out", "", "write the results as JSON to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.StringVar(&o.backend, "backend", "tsdb", "the server's store: tsdb (embedded) or clickhouse")
+	flag.StringVar(&o.chAddr, "ch-addr", "", "with -backend clickhouse: a running server's native address (default: start clickhouse-server in the work directory)")
 	flag.Parse()
 	o.formats = strings.Split(formats, ",")
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -103,6 +114,9 @@ func main() {
 func run(ctx context.Context, o options, stdout io.Writer) error {
 	if o.series <= 0 || o.facility <= 0 || o.rawHours < 1 || o.repeat < 1 || o.step <= 0 {
 		return errors.New("series, facility, raw-hours, repeat and step must be positive")
+	}
+	if o.backend != "tsdb" && o.backend != "clickhouse" {
+		return fmt.Errorf("backend %q: want tsdb or clickhouse", o.backend)
 	}
 	dir := o.dir
 	if dir == "" {
@@ -123,7 +137,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if time.Since(from) > retention-48*time.Hour {
 		return fmt.Errorf("year %d lies beyond the retention of %s", o.year, retention)
 	}
-	rep := report{Series: o.series, FacilitySeries: o.facility, Year: o.year, RawFrom: m.rawFrom,
+	rep := report{Backend: o.backend, Series: o.series, FacilitySeries: o.facility, Year: o.year, RawFrom: m.rawFrom,
 		Note: fmt.Sprintf("hours before %s are stored as hourly rollups only (written as the rollup job writes them), the last %d h as raw samples at %s",
 			m.rawFrom.Format(time.RFC3339), o.rawHours, o.step)}
 
@@ -138,26 +152,31 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 
 	data := filepath.Join(dir, "data")
-	// A work directory kept (-keep -dir) from a run with the same model is reused.
-	marker, stamp := filepath.Join(dir, "written"), fmt.Sprintf("%d %d %d %d %s\n", o.series, o.facility, o.year, o.rawHours, o.step)
-	if b, err := os.ReadFile(marker); err == nil && strings.HasPrefix(string(b), stamp) {
-		// The second line holds what was written.
-		_, _ = fmt.Sscanf(strings.TrimPrefix(string(b), stamp), "%d %d %g", &rep.RollupPoints, &rep.RawSamples, &rep.WriteS)
-		fmt.Fprintf(stdout, "reusing the data written earlier in %s (%d rollup points, %d raw samples, written in %.0f s)\n",
-			data, rep.RollupPoints, rep.RawSamples, rep.WriteS)
-	} else {
-		if err := os.RemoveAll(data); err != nil {
-			return err
+	storage := fmt.Sprintf("storage:\n  backend: tsdb\n  tsdb: {retention: %dh}\n", int(retention.Hours()))
+	waitFor, waitLimit := "rollup: caught up", 2*time.Minute
+	if o.backend == "clickhouse" {
+		addr := o.chAddr
+		if addr == "" {
+			chs, err := chtest.Start(filepath.Join(dir, "clickhouse"), 0)
+			if err != nil {
+				return fmt.Errorf("start clickhouse-server: %w", err)
+			}
+			defer chs.Stop()
+			addr = chs.Addr
 		}
+		rep.Note = fmt.Sprintf("ClickHouse at %s: hours before %s are stored as hourly group sums only (as the group job writes them), the last %d h as raw samples at %s",
+			addr, m.rawFrom.Format(time.RFC3339), o.rawHours, o.step)
 		t0 := time.Now()
-		if err := writeData(ctx, m, data, retention, &rep, stdout); err != nil {
+		if err := writeCHData(ctx, m, addr, retention, &rep, stdout); err != nil {
 			return err
 		}
 		rep.WriteS = time.Since(t0).Seconds()
-		fmt.Fprintf(stdout, "wrote %d rollup points and %d raw samples in %.0f s\n", rep.RollupPoints, rep.RawSamples, rep.WriteS)
-		if err := os.WriteFile(marker, fmt.Appendf([]byte(stamp), "%d %d %g\n", rep.RollupPoints, rep.RawSamples, rep.WriteS), 0o644); err != nil {
-			return err
-		}
+		fmt.Fprintf(stdout, "wrote %d group rows and members and %d raw samples in %.0f s\n", rep.RollupPoints, rep.RawSamples, rep.WriteS)
+		storage = fmt.Sprintf("storage:\n  backend: clickhouse\n  clickhouse: {addrs: [%q], database: %s, retention: %dh, hour_retention: %dh}\n",
+			addr, chDatabase, int(retention.Hours()), int(retention.Hours()))
+		waitFor, waitLimit = "rollup: group sums computed", 5*time.Minute
+	} else if err := writeTSDB(ctx, o, m, dir, data, retention, &rep, stdout); err != nil {
+		return err
 	}
 
 	port, err := freePort()
@@ -167,10 +186,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	cfg := filepath.Join(dir, "server.yaml")
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:%d
 data_dir: %s
-storage:
-  backend: tsdb
-  tsdb: {retention: %dh}
-log: {level: info}
+%slog: {level: info}
 sites:
   - id: fra1
     name: Frankfurt 1
@@ -178,7 +194,7 @@ sites:
     it_capacity_kw: 4000
     fallback_factor: {g_per_kwh: 380, source: EEA %d, year: %d}
     residual_mix: [{g_per_kwh: 700, source: AIB %d, year: %d}]
-`, port, data, int(retention.Hours()), o.year, o.year, o.year, o.year)
+`, port, data, storage, o.year, o.year, o.year, o.year)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		return err
 	}
@@ -191,10 +207,10 @@ sites:
 	fmt.Fprintf(stdout, "greenloop serve ready in %.1f s (pid %d)\n", rep.StartS, srv.cmd.Process.Pid)
 	// The server's rollup job rolls up the raw hours at start: wait for it,
 	// so that it does not share the CPU with the timed requests.
-	if took, ok := waitLog(filepath.Join(dir, "server.log"), "rollup: caught up", 2*time.Minute); ok {
+	if took, ok := waitLog(filepath.Join(dir, "server.log"), waitFor, waitLimit); ok {
 		fmt.Fprintf(stdout, "server's rollup job caught up after %.1f s\n", took.Seconds())
 	} else {
-		fmt.Fprintln(stdout, "server's rollup job not caught up after 2 minutes; timing anyway")
+		fmt.Fprintf(stdout, "server's rollup job not caught up after %s; timing anyway\n", waitLimit)
 	}
 
 	want := m.expected()
@@ -221,6 +237,33 @@ sites:
 	if o.out != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTSDB writes the year into a new embedded store in data, or reuses
+// what a kept work directory holds of the same model.
+func writeTSDB(ctx context.Context, o options, m model, dir, data string, retention time.Duration, rep *report, stdout io.Writer) error {
+	// A work directory kept (-keep -dir) from a run with the same model is reused.
+	marker, stamp := filepath.Join(dir, "written"), fmt.Sprintf("%d %d %d %d %s\n", o.series, o.facility, o.year, o.rawHours, o.step)
+	if b, err := os.ReadFile(marker); err == nil && strings.HasPrefix(string(b), stamp) {
+		// The second line holds what was written.
+		_, _ = fmt.Sscanf(strings.TrimPrefix(string(b), stamp), "%d %d %g", &rep.RollupPoints, &rep.RawSamples, &rep.WriteS)
+		fmt.Fprintf(stdout, "reusing the data written earlier in %s (%d rollup points, %d raw samples, written in %.0f s)\n",
+			data, rep.RollupPoints, rep.RawSamples, rep.WriteS)
+	} else {
+		if err := os.RemoveAll(data); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := writeData(ctx, m, data, retention, rep, stdout); err != nil {
+			return err
+		}
+		rep.WriteS = time.Since(t0).Seconds()
+		fmt.Fprintf(stdout, "wrote %d rollup points and %d raw samples in %.0f s\n", rep.RollupPoints, rep.RawSamples, rep.WriteS)
+		if err := os.WriteFile(marker, fmt.Appendf([]byte(stamp), "%d %d %g\n", rep.RollupPoints, rep.RawSamples, rep.WriteS), 0o644); err != nil {
 			return err
 		}
 	}
