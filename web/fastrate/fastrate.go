@@ -463,27 +463,40 @@ func (e *evaluator) loadMetas(metas []chunks.Meta, cit *chunkenc.Iterator) error
 }
 
 // eval computes the value rate() or increase() gives at every step whose
-// window holds at least two samples. With g nil the values go to e.val and
-// the steps are marked in e.has; otherwise they are added into g's sums
-// directly, as the engine's sum does: the first value of a step starts its
-// sum, later ones are added with Kahan compensation.
+// window holds at least two samples (windows), and with g not nil adds them
+// into g's sums as the engine's sum does: the first value of a step starts
+// its sum, later ones are added with Kahan compensation.
 func (e *evaluator) eval(g *group) {
-	steps, stepMs := e.steps, e.stepMs
-	// Where the values go: the series' own per-step values, or g's sums.
-	var (
-		sum, comp []float64
-		seen      []bool
-	)
+	e.windows()
 	if g == nil {
-		if cap(e.val) < steps {
-			e.val, e.has = make([]float64, steps), make([]bool, steps)
-		}
-		e.val, e.has = e.val[:steps], e.has[:steps]
-		clear(e.has)
-		sum, seen = e.val, e.has
-	} else {
-		sum, comp, seen = g.sum[:steps], g.c[:steps], g.seen[:steps]
+		return
 	}
+	// Into g's sums, in a loop of its own: the window loop keeps fewer
+	// values live, and this one is a plain pass over arrays.
+	steps := e.steps
+	sum, comp, seen := g.sum[:steps], g.c[:steps], g.seen[:steps]
+	val, has := e.val[:steps], e.has[:steps]
+	for i, ok := range has {
+		switch {
+		case !ok:
+		case !seen[i]:
+			seen[i], sum[i], comp[i] = true, val[i], 0
+		default:
+			sum[i], comp[i] = kahanInc(val[i], sum[i], comp[i])
+		}
+	}
+}
+
+// windows computes the value rate() or increase() gives at every step whose
+// window holds at least two samples into e.val, marking the steps in e.has.
+func (e *evaluator) windows() {
+	steps, stepMs := e.steps, e.stepMs
+	if cap(e.val) < steps {
+		e.val, e.has = make([]float64, steps), make([]bool, steps)
+	}
+	e.val, e.has = e.val[:steps], e.has[:steps]
+	val, has := e.val, e.has
+	clear(has)
 	var (
 		lo, hi, r int
 		n         = len(e.ts)
@@ -534,14 +547,7 @@ func (e *evaluator) eval(g *group) {
 		// The conversion rounds the product, so that no architecture
 		// fuses it into the sum below (the engine sums stored values).
 		v := float64(result * factor)
-		switch {
-		case g == nil:
-			sum[i], seen[i] = v, true
-		case !seen[i]:
-			seen[i], sum[i], comp[i] = true, v, 0
-		default:
-			sum[i], comp[i] = kahanInc(v, sum[i], comp[i])
-		}
+		val[i], has[i] = v, true
 	}
 }
 

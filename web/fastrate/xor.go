@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/value"
 )
@@ -53,7 +54,14 @@ func (e *evaluator) appendDecoded(data []byte) error {
 		trailing uint
 		err      error
 	)
-	ts, vs, resets := e.ts, e.vs, e.resets
+	// Room for every sample of the chunk, written by index (k), so that the
+	// loop keeps no append bookkeeping live.
+	k := len(e.ts)
+	if need := k + total; cap(e.ts) < need || cap(e.vs) < need {
+		e.ts = slices.Grow(e.ts, total)
+		e.vs = slices.Grow(e.vs, total)
+	}
+	ts, vs := e.ts[:k+total], e.vs[:k+total]
 	mint, maxt := e.mint, e.maxt
 loop:
 	for i := 0; ; i++ {
@@ -63,16 +71,17 @@ loop:
 		}
 		if t >= mint && vbits != value.StaleNaN {
 			v := math.Float64frombits(vbits)
-			if k := len(ts); k > 0 {
+			if k > 0 {
 				if t <= ts[k-1] {
 					err = errOverlap
 					break loop
 				}
 				if v < vs[k-1] {
-					resets = append(resets, k)
+					e.resets = append(e.resets, k)
 				}
 			}
-			ts, vs = append(ts, t), append(vs, v)
+			ts[k], vs[k] = t, v
+			k++
 		}
 		if i+1 == total {
 			break loop
@@ -168,7 +177,7 @@ loop:
 			break loop
 		}
 	}
-	e.ts, e.vs, e.resets = ts, vs, resets
+	e.ts, e.vs = ts[:k], vs[:k]
 	return err
 }
 

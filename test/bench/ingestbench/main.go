@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.StringVar(&s.Out, "out", "", "write the results as JSON to this file")
 	fs.BoolVar(&s.Keep, "keep", false, "keep the work directory (data directories, server logs)")
 	fs.StringVar(&s.WorkParent, "workdir", "", "parent of the temporary work directory (default: the system's)")
-	fs.StringVar(&s.PerfDir, "perf", "", "profile greenloop with Linux perf during one more query run (query phase) and, after the phases, one more ingest load (untimed); write the recordings and reports into this directory")
+	fs.StringVar(&s.PerfDir, "perf", "", "profile greenloop with Linux perf during one more, uncached query run (query phase, the window shifted by a second) and, after the phases, one more ingest load (untimed); write the recordings and reports into this directory")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: go run ./test/bench/ingestbench [flags]\n\n"+
 			"Benchmarks greenloop against Prometheus on the same remote_write load:\n"+
