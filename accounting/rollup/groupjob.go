@@ -148,26 +148,7 @@ func (g *GroupJob) Stats() Stats {
 // Run computes every Options.Every until ctx ends, at once again while a
 // run leaves work. Errors are logged, and the hours they concern retried.
 func (g *GroupJob) Run(ctx context.Context) error {
-	t := time.NewTicker(g.j.o.Every)
-	defer t.Stop()
-	for {
-		more, err := g.RunOnce(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			g.j.log.Error("rollup: group run failed", "err", err)
-			more = false
-		}
-		if more {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return runEvery(ctx, g.j.o.Every, g.j.log, "rollup: group run failed", g.RunOnce)
 }
 
 // Signatures returns the signature of each hour in [from, to) with

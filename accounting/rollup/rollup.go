@@ -293,15 +293,21 @@ func (j *Job) Recompute(from, to time.Time) {
 // Run rolls up every Every until ctx ends, at once again while a run leaves
 // work. Errors are logged, and the hours they concern retried.
 func (j *Job) Run(ctx context.Context) error {
-	t := time.NewTicker(j.o.Every)
+	return runEvery(ctx, j.o.Every, j.log, "rollup: run failed", j.RunOnce)
+}
+
+// runEvery calls once every interval until ctx ends, at once again while it
+// reports more work; its errors are logged with msg.
+func runEvery(ctx context.Context, every time.Duration, log *slog.Logger, msg string, once func(context.Context) (bool, error)) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		more, err := j.RunOnce(ctx)
+		more, err := once(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			j.log.Error("rollup: run failed", "err", err)
+			log.Error(msg, "err", err)
 			more = false
 		}
 		if more {

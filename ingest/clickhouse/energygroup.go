@@ -265,20 +265,7 @@ func groupCond(ms []*labels.Matcher) (string, []any, error) {
 		if !ok {
 			return "", nil, fmt.Errorf("clickhouse store: energy groups have no label %q", m.Name)
 		}
-		switch m.Type {
-		case labels.MatchEqual:
-			conds = append(conds, col+" = ?")
-			args = append(args, m.Value)
-		case labels.MatchNotEqual:
-			conds = append(conds, col+" != ?")
-			args = append(args, m.Value)
-		case labels.MatchRegexp:
-			conds = append(conds, "match("+col+", ?)")
-			args = append(args, anchoredRegexp(m.Value))
-		case labels.MatchNotRegexp:
-			conds = append(conds, "NOT match("+col+", ?)")
-			args = append(args, anchoredRegexp(m.Value))
-		}
+		conds = append(conds, matcherCond(col, m, &args))
 	}
 	return strings.Join(conds, " AND "), args, nil
 }

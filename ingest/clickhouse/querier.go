@@ -63,23 +63,28 @@ func matchersSQL(ms []*labels.Matcher) (string, []any) {
 	var args []any
 	conds := make([]string, 0, len(ms))
 	for _, m := range ms {
-		e := labelExpr(m.Name, &args)
-		switch m.Type {
-		case labels.MatchEqual:
-			conds = append(conds, e+" = ?")
-			args = append(args, m.Value)
-		case labels.MatchNotEqual:
-			conds = append(conds, e+" != ?")
-			args = append(args, m.Value)
-		case labels.MatchRegexp:
-			conds = append(conds, "match("+e+", ?)")
-			args = append(args, anchoredRegexp(m.Value))
-		case labels.MatchNotRegexp:
-			conds = append(conds, "NOT match("+e+", ?)")
-			args = append(args, anchoredRegexp(m.Value))
-		}
+		conds = append(conds, matcherCond(labelExpr(m.Name, &args), m, &args))
 	}
 	return strings.Join(conds, " AND "), args
+}
+
+// matcherCond is m's condition on the SQL expression e (the label's value),
+// its argument appended to args.
+func matcherCond(e string, m *labels.Matcher, args *[]any) string {
+	switch m.Type {
+	case labels.MatchNotEqual:
+		*args = append(*args, m.Value)
+		return e + " != ?"
+	case labels.MatchRegexp:
+		*args = append(*args, anchoredRegexp(m.Value))
+		return "match(" + e + ", ?)"
+	case labels.MatchNotRegexp:
+		*args = append(*args, anchoredRegexp(m.Value))
+		return "NOT match(" + e + ", ?)"
+	default: // labels.MatchEqual
+		*args = append(*args, m.Value)
+		return e + " = ?"
+	}
 }
 
 // bounded reports whether [mint, maxt] is a real time range rather than "everything".

@@ -67,19 +67,9 @@ func writeCHData(ctx context.Context, m model, addr string, retention time.Durat
 	span := 31 * 24 * hourMs
 	for lo := from; lo < rawFrom; {
 		hi := min((lo/span+1)*span, rawFrom)
-		f := rollup.NewFirstWrite(time.UnixMilli(lo), int((hi-lo)/hourMs))
-		for i, s := range ss {
-			hours := make([]rollup.HourFigures, 0, (hi-lo)/hourMs)
-			for h := lo; h < hi; h += hourMs {
-				c := 1.0
-				if s.labels["component"] == "it" && incomplete(i, h) {
-					c = 0.95
-				}
-				hours = append(hours, rollup.HourFigures{Energy: s.energy(h, h+hourMs), Completeness: c})
-			}
-			if err := f.Add(s.labels, hours); err != nil {
-				return err
-			}
+		f, err := firstWrite(ss, lo, hi)
+		if err != nil {
+			return err
 		}
 		rows, members := f.GroupRows(version)
 		for h := lo; h < hi; h += hourMs {

@@ -115,19 +115,9 @@ func (m model) writeRollups(ctx context.Context, w writer, span time.Duration, p
 	var points int64
 	for lo := m.from.UnixMilli(); lo < m.rawFrom.UnixMilli(); {
 		hi := min((lo/span.Milliseconds()+1)*span.Milliseconds(), m.rawFrom.UnixMilli())
-		f := rollup.NewFirstWrite(time.UnixMilli(lo), int((hi-lo)/hourMs))
-		for i, s := range ss {
-			hours := make([]rollup.HourFigures, 0, (hi-lo)/hourMs)
-			for h := lo; h < hi; h += hourMs {
-				c := 1.0
-				if s.labels["component"] == "it" && incomplete(i, h) {
-					c = 0.95
-				}
-				hours = append(hours, rollup.HourFigures{Energy: s.energy(h, h+hourMs), Completeness: c})
-			}
-			if err := f.Add(s.labels, hours); err != nil {
-				return points, err
-			}
+		f, err := firstWrite(ss, lo, hi)
+		if err != nil {
+			return points, err
 		}
 		byTenant, err := f.Series()
 		if err != nil {
@@ -184,4 +174,25 @@ func (m model) writeRaw(ctx context.Context, w writer) (int64, error) {
 		n += int64(res.Accepted)
 	}
 	return n, nil
+}
+
+// firstWrite is what the rollup job computes first for the hours [lo, hi)
+// (ms) of the series ss: each one's energy, IT series missing 5 % of some
+// hours (incomplete).
+func firstWrite(ss []series, lo, hi int64) (*rollup.FirstWrite, error) {
+	f := rollup.NewFirstWrite(time.UnixMilli(lo), int((hi-lo)/hourMs))
+	for i, s := range ss {
+		hours := make([]rollup.HourFigures, 0, (hi-lo)/hourMs)
+		for h := lo; h < hi; h += hourMs {
+			c := 1.0
+			if s.labels["component"] == "it" && incomplete(i, h) {
+				c = 0.95
+			}
+			hours = append(hours, rollup.HourFigures{Energy: s.energy(h, h+hourMs), Completeness: c})
+		}
+		if err := f.Add(s.labels, hours); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
