@@ -423,10 +423,13 @@ var transientCodes = map[int32]bool{
 	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
 	209: true, // SOCKET_TIMEOUT
 	210: true, // NETWORK_ERROR
+	225: true, // NO_ZOOKEEPER: a replicated table without its ZooKeeper for now
 	241: true, // MEMORY_LIMIT_EXCEEDED
+	242: true, // TABLE_IS_READ_ONLY: a replica that lost its ZooKeeper session
 	252: true, // TOO_MANY_PARTS
 	279: true, // ALL_CONNECTION_TRIES_FAILED
 	319: true, // UNKNOWN_STATUS_OF_INSERT
+	999: true, // KEEPER_EXCEPTION: ZooKeeper connection loss or session expiry
 }
 
 // isUnavailable reports whether err means ClickHouse could not be reached or could not take the work now.

@@ -312,6 +312,10 @@ func TestClassify(t *testing.T) {
 	f(&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true)
 	f(context.DeadlineExceeded, true)
 	f(fmt.Errorf("insert: %w", &ch.Exception{Code: 252, Message: "Too many parts"}), true)
+	// A replica whose ZooKeeper is gone comes back by itself: retry later.
+	f(fmt.Errorf("insert: %w", &ch.Exception{Code: 242, Message: "Table is in readonly mode"}), true)
+	f(fmt.Errorf("insert: %w", &ch.Exception{Code: 999, Message: "Connection loss"}), true)
+	f(fmt.Errorf("insert: %w", &ch.Exception{Code: 225, Message: "Cannot get ZooKeeper"}), true)
 	f(fmt.Errorf("insert: %w", &ch.Exception{Code: 62, Message: "Syntax error"}), false)
 	f(errors.New("converting String to UInt64 is unsupported"), false)
 	if err := classify(syscall.ECONNRESET); !errors.Is(err, syscall.ECONNRESET) {
