@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/prometheus/storage"
@@ -114,31 +113,12 @@ func reportConn(ctx context.Context, cfg config.Server, st *clickhouse.Store, lo
 	if c.Cluster == "" {
 		return st.Conn(), func() error { return nil }, nil
 	}
-	password, err := secret(c.PasswordFile, c.PasswordEnv, "storage.clickhouse.password")
-	if err != nil {
-		return nil, nil, err
-	}
-	user := c.Username
-	if user == "" {
-		user = "default"
-	}
 	shards, err := st.ShardReplicas(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("report stores: %w", err)
 	}
 	first := shards[0]
-	open := func(addrs []string) (driver.Conn, error) {
-		conn, err := ch.Open(&ch.Options{
-			Addr: addrs, Protocol: ch.Native,
-			Auth:        ch.Auth{Username: user, Password: password, Database: "default"},
-			DialTimeout: 5 * time.Second,
-			ReadTimeout: 30 * time.Second,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("report stores: connect to %v: %w", addrs, err)
-		}
-		return conn, nil
-	}
+	open := func(addrs []string) (driver.Conn, error) { return openSideConn(cfg, addrs, "report stores") }
 	if len(first) > 1 {
 		for _, a := range first {
 			one, err := open([]string{a})

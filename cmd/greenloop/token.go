@@ -192,6 +192,17 @@ func defaultActor() string {
 // only, as for the report tables (reportConn), so that a read sees every
 // write that returned whichever greenloop server made it.
 func tokenConn(cfg config.Server) (driver.Conn, error) {
+	addrs := cfg.Storage.ClickHouse.Addrs
+	if cfg.Storage.ClickHouse.Cluster != "" {
+		addrs = addrs[:1]
+	}
+	return openSideConn(cfg, addrs, "token store")
+}
+
+// openSideConn opens a connection of its own to addrs (a fail-over group)
+// with storage.clickhouse's credentials, for the small tables kept beside
+// the series (tokens, report inputs and snapshots); what names them in errors.
+func openSideConn(cfg config.Server, addrs []string, what string) (driver.Conn, error) {
 	c := cfg.Storage.ClickHouse
 	password, err := secret(c.PasswordFile, c.PasswordEnv, "storage.clickhouse.password")
 	if err != nil {
@@ -201,10 +212,6 @@ func tokenConn(cfg config.Server) (driver.Conn, error) {
 	if user == "" {
 		user = "default"
 	}
-	addrs := c.Addrs
-	if c.Cluster != "" {
-		addrs = addrs[:1]
-	}
 	conn, err := ch.Open(&ch.Options{
 		Addr: addrs, Protocol: ch.Native,
 		Auth:        ch.Auth{Username: user, Password: password, Database: "default"},
@@ -212,7 +219,7 @@ func tokenConn(cfg config.Server) (driver.Conn, error) {
 		ReadTimeout: 30 * time.Second,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("token store: connect to %v: %w", addrs, err)
+		return nil, fmt.Errorf("%s: connect to %v: %w", what, addrs, err)
 	}
 	return conn, nil
 }
