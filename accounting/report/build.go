@@ -140,10 +140,20 @@ func Build(req Request) (*Report, error) {
 	b.fields()
 	b.kpis()
 	b.monthly()
+	// Entered Scope 1 sources win over any the caller measured.
+	if l, ok := b.parsed[FScope1Sources].([]Scope1Source); ok {
+		if req.Measured.Scope1 != nil {
+			b.issues.warn("scope1_entered", FScope1Sources, "Scope 1 sources are both entered and supplied with the measured values; the entries are used")
+		}
+		req.Measured.Scope1 = l
+	}
 	b.r.EnergyMix = energyMix(b.r, &req.Measured, opts)
 	b.r.Emissions = emissions(b.r, &req.Measured, opts)
 	// CUE needs the emissions.
 	b.cue()
+	if b.r.Emissions.Scope1T == nil {
+		b.issues.warn("scope1_missing", FScope1Sources, "Scope 1 is not available (no sources entered, or a source without a factor): the CUE counts Scope 2 only and ESRS E1-6 has no Scope 1 or total")
+	}
 	b.r.Validation = Validate(b.r, &req.Measured, opts)
 	b.r.Validation.prepend(b.issues)
 	return b.r, nil
@@ -376,6 +386,11 @@ func (b *builder) derive(id string) bool {
 	case FPDITBasis:
 		if _, ok := b.parsed[FPDIT]; !ok && b.req.Site.ITCapacityKW > 0 {
 			b.set(id, "rated", QualityEntered, "site configuration (sites[].it_capacity_kw is the rated IT load)")
+			return true
+		}
+	case FScope1Sources:
+		if l := b.req.Measured.Scope1; l != nil {
+			b.set(id, l, QualityEntered, "supplied with the measured values")
 			return true
 		}
 	case FERESGOO:

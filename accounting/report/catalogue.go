@@ -51,6 +51,8 @@ const (
 	TypeDate        FieldType = "date"       // YYYY-MM-DD
 	TypeList        FieldType = "list"       // list of strings
 	TypeInstruments FieldType = "instruments"
+	// TypeScope1Sources is a list of direct emission sources (Scope1Source).
+	TypeScope1Sources FieldType = "scope1_sources"
 )
 
 // Obtain says where a field's value comes from (spec legend): M measured by
@@ -118,7 +120,7 @@ func NewCatalogue(version string, fields []Field) (*Catalogue, error) {
 		}
 		c.byID[f.ID] = i
 		switch f.Type {
-		case TypeString, TypeNumber, TypeBool, TypeYearMonth, TypeDate, TypeList, TypeInstruments:
+		case TypeString, TypeNumber, TypeBool, TypeYearMonth, TypeDate, TypeList, TypeInstruments, TypeScope1Sources:
 		case TypeEnum:
 			if len(f.Enum) == 0 {
 				return nil, fmt.Errorf("catalogue %s: field %q: enum without values", version, f.ID)
@@ -235,6 +237,7 @@ const (
 	FERF                 = "erf"
 	FREF                 = "ref"
 	FInstruments         = "contractual_instruments"
+	FScope1Sources       = "scope1_sources"
 	FGridImport          = "grid_import_kwh"
 	FGridFunctions       = "grid_functions"
 	FBatteryToGrid       = "battery_to_grid_kw"
@@ -357,5 +360,7 @@ func v1Fields() []Field {
 			Notes: "default EDC − EDC-BG − ERES-OS"},
 		{ID: FInstruments, Name: "Contractual instruments (GO, PPA, green tariff, supplier mix)", AnnexRef: "ESRS E1-6 AR 45(a)", Section: SectionE16, Obtain: "O", Type: TypeInstruments,
 			Notes: "one certificate → one DC → one period"},
+		{ID: FScope1Sources, Name: "Scope 1 sources (fuels burnt, refrigerant top-ups)", AnnexRef: "ESRS E1-6 AR 39", Section: SectionE16, Obtain: "O", Type: TypeScope1Sources,
+			Notes: "fuel: quantity × factor_kg_per_unit; refrigerant: kg × GWP100; an empty list states that there were none"},
 	}
 }

@@ -194,28 +194,50 @@ type Emissions struct {
 	Notes               []string        `json:"notes"`
 }
 
-func emissions(r *Report, m *Measured, opts Options) Emissions {
-	e := Emissions{Rows: []EmissionRow{}, InstrumentTypes: []string{}, Notes: []string{}, LocationFactor: m.LocationFactor, ResidualFactor: m.ResidualFactor}
-	var s1 float64
-	s1ok := true
-	for _, s := range m.Scope1 {
+// Scope1Result is the direct emissions of a list of Scope 1 sources.
+type Scope1Result struct {
+	Rows   []EmissionRow
+	Tonnes float64
+	// Notes name the sources left out; Complete is false when any was.
+	Notes    []string
+	Complete bool
+}
+
+// Scope1Emissions sums the sources' emissions: a fuel's quantity × its
+// factor, a refrigerant's kg × its factor or else the options' GWP100. A
+// refrigerant with neither is left out and makes the result incomplete.
+func Scope1Emissions(sources []Scope1Source, opts Options) Scope1Result {
+	res := Scope1Result{Complete: true}
+	for _, s := range sources {
 		f := s.Factor
 		unit := "kgCO2e/" + s.Unit
 		if f == 0 && s.Kind == Scope1Refrigerant {
 			g, ok := opts.GWP100[s.Name]
 			if !ok {
-				e.Notes = append(e.Notes, fmt.Sprintf("refrigerant %s has no factor and no GWP100 in the options; left out", s.Name))
-				s1ok = false
+				res.Notes = append(res.Notes, fmt.Sprintf("refrigerant %s has no factor and no GWP100 in the options; left out", s.Name))
+				res.Complete = false
 				continue
 			}
 			f, unit = g, "GWP100 (kgCO2e/kg)"
 		}
 		t := s.Quantity * f / 1000
-		s1 += t
-		e.Rows = append(e.Rows, EmissionRow{Scope: "1", Label: s.Kind + ": " + s.Name, Quantity: s.Quantity, Unit: s.Unit, Factor: f, FactorUnit: unit, TCO2e: t})
+		res.Tonnes += t
+		res.Rows = append(res.Rows, EmissionRow{Scope: "1", Label: s.Kind + ": " + s.Name, Quantity: s.Quantity, Unit: s.Unit, Factor: f, FactorUnit: unit, TCO2e: t})
 	}
-	if s1ok {
-		e.Scope1T = Ptr(s1)
+	return res
+}
+
+func emissions(r *Report, m *Measured, opts Options) Emissions {
+	e := Emissions{Rows: []EmissionRow{}, InstrumentTypes: []string{}, Notes: []string{}, LocationFactor: m.LocationFactor, ResidualFactor: m.ResidualFactor}
+	if m.Scope1 == nil {
+		e.Notes = append(e.Notes, "no Scope 1 sources entered ("+FScope1Sources+"): Scope 1 and the totals are not available; enter an empty list when the site had none")
+	} else {
+		s1 := Scope1Emissions(m.Scope1, opts)
+		e.Rows = append(e.Rows, s1.Rows...)
+		e.Notes = append(e.Notes, s1.Notes...)
+		if s1.Complete {
+			e.Scope1T = Ptr(s1.Tonnes)
+		}
 	}
 	grid, okGrid := fieldNum(r, FGridImport)
 	if !okGrid {

@@ -290,6 +290,12 @@ func exportPDF(w io.Writer, r *Report, meta ExportMeta) error {
 			}
 			v = fmt.Sprintf("%d instrument(s), %s kWh", len(l), displayValue(float64(sum)))
 		}
+		if l, ok := row.Value.([]Scope1Source); ok {
+			v = fmt.Sprintf("%d source(s), see the E1-6 table", len(l))
+			if len(l) == 0 {
+				v = "none"
+			}
+		}
 		switch {
 		case secret[row.ID]:
 			v = "withheld (trade secret)"

@@ -18,6 +18,7 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add(FInstruments, []byte(`[{"instrument_type":"GO","cert_ids":["a"],"beneficiary_dc_id":"fra1","kwh":1e6,"vintage":"2025"}]`))
 	f.Add(FEntryIntoOperation, []byte(`"2019-04"`))
 	f.Add(FRefrigerantTypes, []byte(`["R-134a"]`))
+	f.Add(FScope1Sources, []byte(`[{"kind":"fuel","name":"diesel","quantity":5500,"unit":"L","factor_kg_per_unit":2.66},{"kind":"refrigerant","name":"R-32","quantity":1.5,"unit":"kg"}]`))
 	cat := DefaultCatalogue()
 	f.Fuzz(func(t *testing.T, id string, raw []byte) {
 		e, err := ParseEntry(cat, id, raw)

@@ -109,8 +109,8 @@ func (e *FieldError) Error() string { return "field " + e.Field + ": " + e.Err.E
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // ParseValue decodes and checks a raw JSON value against a field's type and
-// constraints, and returns it normalised: string, float64, bool, []string or
-// []Instrument. JSON null returns nil (no value).
+// constraints, and returns it normalised: string, float64, bool, []string,
+// []Instrument or []Scope1Source. JSON null returns nil (no value).
 func ParseValue(f Field, raw json.RawMessage) (any, error) {
 	v, err := parseValue(f, raw)
 	if err != nil {
@@ -177,6 +177,20 @@ func parseValue(f Field, raw json.RawMessage) (any, error) {
 			}
 		}
 		return l, nil
+	case TypeScope1Sources:
+		var l []Scope1Source
+		if err := strictDecode(raw, &l); err != nil {
+			return nil, fmt.Errorf("want a list of Scope 1 sources: %w", err)
+		}
+		if l == nil {
+			l = []Scope1Source{}
+		}
+		for i, s := range l {
+			if err := checkScope1Source(s); err != nil {
+				return nil, fmt.Errorf("source %d: %w", i, err)
+			}
+		}
+		return l, nil
 	}
 	return nil, fmt.Errorf("unsupported type %q", f.Type)
 }
@@ -218,6 +232,44 @@ func checkNumber(f Field, x float64) error {
 	}
 	if f.Max != nil && x > *f.Max {
 		return fmt.Errorf("%v %s is above the maximum %v", x, f.Unit, *f.Max)
+	}
+	return nil
+}
+
+// checkScope1Source checks one entered direct emission source: a fuel needs
+// its own emission factor (no default is assumed: fuel blends differ); a
+// refrigerant is in kg and takes the report options' GWP100 when it states
+// no factor.
+func checkScope1Source(s Scope1Source) error {
+	switch s.Kind {
+	case Scope1Fuel, Scope1Refrigerant:
+	default:
+		return fmt.Errorf("kind %q is not one of %s, %s", s.Kind, Scope1Fuel, Scope1Refrigerant)
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		return errors.New("name must be set (the fuel, e.g. diesel, or the refrigerant, e.g. R-134a)")
+	}
+	if !(s.Quantity >= 0) || math.IsInf(s.Quantity, 0) {
+		return fmt.Errorf("quantity %v must be a non-negative number", s.Quantity)
+	}
+	if strings.TrimSpace(s.Unit) == "" {
+		return errors.New("unit must be set (L, kg, kWh, m³)")
+	}
+	if !(s.Factor >= 0) || math.IsInf(s.Factor, 0) {
+		return fmt.Errorf("factor_kg_per_unit %v must be a non-negative number", s.Factor)
+	}
+	switch s.Kind {
+	case Scope1Fuel:
+		if s.Factor == 0 {
+			return fmt.Errorf("fuel %s needs factor_kg_per_unit (kgCO2e per %s)", s.Name, s.Unit)
+		}
+	case Scope1Refrigerant:
+		if s.Unit != "kg" {
+			return fmt.Errorf("refrigerant %s: unit %q, want kg", s.Name, s.Unit)
+		}
+		if s.Renewable {
+			return fmt.Errorf("refrigerant %s cannot be renewable", s.Name)
+		}
 	}
 	return nil
 }

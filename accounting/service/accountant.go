@@ -28,6 +28,7 @@ import (
 	"github.com/greenloop/greenloop/accounting/energy"
 	"github.com/greenloop/greenloop/accounting/kpi"
 	"github.com/greenloop/greenloop/accounting/quantity"
+	"github.com/greenloop/greenloop/accounting/report"
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/config"
 )
@@ -79,6 +80,9 @@ type Accountant struct {
 	rank        map[string]int
 	energy      EnergySource
 	log         *slog.Logger
+	// reports, when set, supplies the Scope 1 entered for the EU report to
+	// the CUE of KPIs (UseReports).
+	reports *report.Service
 }
 
 // New returns an Accountant.

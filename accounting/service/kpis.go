@@ -94,7 +94,8 @@ func (k *KPIs) MarshalJSON() ([]byte, error) {
 // KPIs computes a site's PUE, WUE, ERF, REF, CUE (location and market) and
 // CER over [from, to). Facility and IT meters are required; the emissions
 // for CUE and the certificates for REF are added when they can be computed,
-// and Notes say why when not. CUE's Scope 2 is Emissions' figure: the grid
+// and Notes say why when not. CUE adds the Scope 1 entered for the EU
+// report of each year the period overlaps, pro rata (see UseReports). CUE's Scope 2 is Emissions' figure: the grid
 // import when the site meters on-site generation, so it agrees with the EU
 // report's.
 func (a *Accountant) KPIs(ctx context.Context, tenant, siteID string, from, to time.Time) (*KPIs, error) {
@@ -140,6 +141,14 @@ func (a *Accountant) KPIs(ctx context.Context, tenant, siteID string, from, to t
 		go_, ppa := renewables(e.Result)
 		in.RenewableGO, in.RenewablePPA = go_, ppa
 	}
+	s1, note, err := a.scope1(ctx, site, from, to)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		out.Notes = append(out.Notes, note)
+	}
+	in.Scope1 = s1
 	out.Inputs = in
 	out.Result = kpi.Compute(in)
 	return out, nil

@@ -180,6 +180,13 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			return writeJSON(out, res)
 		case "kpis":
+			// The CUE adds the Scope 1 entered for the EU report.
+			svc, closeReports, err := newReportService(ctx, cfg, st, log)
+			if err != nil {
+				return err
+			}
+			defer closeReports()
+			acct.UseReports(svc)
 			res, err := acct.KPIs(ctx, tenant, site.ID, from, to)
 			if err != nil {
 				return err

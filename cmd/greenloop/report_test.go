@@ -139,6 +139,26 @@ carbon:
 		}
 		return stdout.Bytes()
 	}
+	// Scope 1 entered for the report reaches the CUE of both the API and the CLI.
+	var before map[string]any
+	kpisPath := "/api/v1/kpis?" + url.Values{"site": {"fra1"}, "from": {from}, "to": {to}}.Encode()
+	if err := json.Unmarshal(api(kpisPath, 200), &before); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("PUT", "/api/v1/sites/fra1/report-inputs/2025",
+		strings.NewReader(`{"scope1_sources":[{"kind":"fuel","name":"diesel","quantity":5500,"unit":"L","factor_kg_per_unit":2.66}]}`)))
+	if rec.Code/100 != 2 {
+		t.Fatalf("PUT report inputs: %d %s", rec.Code, rec.Body.String())
+	}
+	var after map[string]any
+	if err := json.Unmarshal(api(kpisPath, 200), &after); err != nil {
+		t.Fatal(err)
+	}
+	s1Kg := 5500 * 2.66 * float64(servicetest.To.Sub(servicetest.From)) / float64(365*24*time.Hour)
+	if d, want := after["cue_location"].(float64)-before["cue_location"].(float64), s1Kg/after["it_energy_kwh"].(float64); d < want*(1-1e-9) || d > want*(1+1e-9) {
+		t.Errorf("CUE grew by %v with Scope 1, want %v", d, want)
+	}
 	// While the "server" holds the store open.
 	for _, tc := range []struct {
 		path string
