@@ -48,8 +48,9 @@ func (r RollupEnergy) Energy(ctx context.Context, tenant string, q energy.Query)
 // selector on a group's labels only (metric, site, component, tenant) reads
 // each whole UTC hour within one bucket from the group sums where computed
 // and the rest from raw samples (rollup.ComputeWith: the embedded store's
-// figures). Otherwise, or when an hour without group sums is older than the
-// raw samples, it reads the hourly rollup table in SQL
+// figures). Otherwise it reads the raw samples when they cover the range
+// and are not too many (RawSamples), and else, as when an hour without
+// group sums is older than the raw samples, the hourly rollup table in SQL
 // (rollup.ComputeReadings: the same figures as the raw samples for
 // regularly sampled series, see there for the differences), with the
 // tenant's matcher in the query. Queries whose range or buckets are not
@@ -57,6 +58,13 @@ func (r RollupEnergy) Energy(ctx context.Context, tenant string, q energy.Query)
 type ClickHouseEnergy struct {
 	Store  *clickhouse.Store
 	Groups *clickhouse.EnergyGroups
+	// RawSamples caps the raw samples read instead of the hourly rollup
+	// table: a query the group sums cannot answer, whose range (with its
+	// lookback) the raw samples still cover and whose selectors match at
+	// most this many samples (counted in the hourly rollups), is computed
+	// from raw samples, exactly as on the embedded store. 0 means
+	// DefaultRawSamples; negative always reads the hourly table.
+	RawSamples int64
 }
 
 // Energy implements EnergySource.
@@ -68,21 +76,41 @@ func (c ClickHouseEnergy) Energy(ctx context.Context, tenant string, q energy.Qu
 			return r, err
 		}
 	}
-	r, err := rollup.ComputeReadings(ctx, chReadings{st: c.Store, tenant: tenant}, q)
+	src := &chReadings{st: c.Store, tenant: tenant}
+	r, err := rollup.ComputeReadings(ctx, src, q)
 	if errors.Is(err, rollup.ErrNotHourly) {
 		return RawEnergy{Store: c.Store}.Energy(ctx, tenant, q)
 	}
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	// The hourly readings approximate irregular sampling (see
+	// rollup.ComputeReadings); where the raw samples still cover the
+	// query and are not too many to read, the figures come from them.
+	_, lookback, _, _ := q.Limits()
+	limit := c.RawSamples
+	if limit == 0 {
+		limit = DefaultRawSamples
+	}
+	if limit > 0 && src.samples <= limit && !q.From.Add(-lookback).Before(c.Store.RawSince().Add(rawMargin)) {
+		return RawEnergy{Store: c.Store}.Energy(ctx, tenant, q)
+	}
+	return r, nil
 }
 
-// chReadings reads hourly readings of one tenant's series from ClickHouse.
+// DefaultRawSamples is ClickHouseEnergy.RawSamples' default.
+const DefaultRawSamples = 20_000_000
+
+// chReadings reads hourly readings of one tenant's series from ClickHouse,
+// counting the raw samples they stand for.
 type chReadings struct {
-	st     *clickhouse.Store
-	tenant string
+	st      *clickhouse.Store
+	tenant  string
+	samples int64
 }
 
 // HourlyReadings implements rollup.ReadingSource.
-func (c chReadings) HourlyReadings(ctx context.Context, selector string, from, to time.Time) ([]rollup.ReadingSeries, error) {
+func (c *chReadings) HourlyReadings(ctx context.Context, selector string, from, to time.Time) ([]rollup.ReadingSeries, error) {
 	ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(selector)
 	if err != nil {
 		return nil, fmt.Errorf("parse selector %q: %w", selector, err)
@@ -105,6 +133,7 @@ func (c chReadings) HourlyReadings(ctx context.Context, selector string, from, t
 		for i, b := range s.Buckets {
 			r.Hours[i] = rollup.Reading{Start: b.End - h, LastT: b.LastTS, First: b.First, Last: b.Last, Max: b.Max,
 				Sum: b.Avg * float64(b.Count), Count: int(b.Count)}
+			c.samples += int64(b.Count)
 		}
 		out = append(out, r)
 	}

@@ -72,7 +72,8 @@ func TestClickHouseEnergyMatchesRaw(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sources := map[string]EnergySource{"raw": RawEnergy{Store: st}, "clickhouse": ClickHouseEnergy{Store: st}}
+	// RawSamples -1: always the hourly rollup table, whose figures are compared here.
+	sources := map[string]EnergySource{"raw": RawEnergy{Store: st}, "clickhouse": ClickHouseEnergy{Store: st, RawSamples: -1}}
 	cases := []struct {
 		name, tenant, sel string
 		from, to          time.Time
@@ -122,7 +123,7 @@ func TestClickHouseEnergyMatchesRaw(t *testing.T) {
 		})
 	}
 	// The figures above came from the rollup table, not raw samples.
-	rs, err := chReadings{st: st, tenant: "a"}.HourlyReadings(ctx, `greenloop_energy_joules_total{site="fra1"}`, day, day.Add(24*time.Hour))
+	rs, err := (&chReadings{st: st, tenant: "a"}).HourlyReadings(ctx, `greenloop_energy_joules_total{site="fra1"}`, day, day.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,5 +160,93 @@ func assertSameEnergy(t *testing.T, got, want *energy.Result) {
 			t.Errorf("bucket %s: %v est %v compl %v, want %v est %v compl %v", b.Start.Format(time.TimeOnly), b.Energy, b.Estimated, b.Completeness,
 				w.Energy, w.Estimated, w.Completeness)
 		}
+	}
+}
+
+// TestClickHouseEnergyIrregular: a power gauge sampled irregularly (a burst
+// of samples in half an hour, then sparse) gives different energy from the
+// hourly rollup table than from raw samples. Within the raw retention and
+// under RawSamples, ClickHouseEnergy reads raw samples and gives the
+// embedded figures exactly; above the cap, or older than the raw samples,
+// it reads the rollup table.
+func TestClickHouseEnergyIrregular(t *testing.T) {
+	chtest.Require(t)
+	srv, err := chtest.Start(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	day := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	now := day.Add(26 * time.Hour)
+	st, err := clickhouse.Open(ctx, clickhouse.Options{Addrs: []string{srv.Addr}, Database: "irregular", FlushInterval: -1,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	app := st.Appender(ctx)
+	ls := labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "sensor", "mqtt-7")
+	n := 0
+	for h := range 24 {
+		base := day.Add(time.Duration(h) * time.Hour)
+		// 1 kW for 20 minutes in 1 s samples, then 100 W every 5 minutes.
+		for d := time.Duration(0); d < 20*time.Minute; d += time.Second {
+			if _, err := app.Append(0, ls, base.Add(d).UnixMilli(), 1000); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		for d := 20 * time.Minute; d < time.Hour; d += 5 * time.Minute {
+			if _, err := app.Append(0, ls, base.Add(d).UnixMilli(), 100); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	q := energy.Query{Selectors: []string{`greenloop_power_watts{site="fra1",sensor="mqtt-7"}`}, From: day.Add(2 * time.Hour), To: day.Add(22 * time.Hour),
+		Buckets: energy.Bucketing{Calendar: energy.Hour}, Interval: 5 * time.Minute} // the sparse interval: no gaps
+	raw, err := RawEnergy{Store: st}.Energy(ctx, "", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By hand, per hour (trapezoids): 1 kW over [0, 20 min − 1 s), the
+	// step to 100 W over the next second, 100 W to 55 min, and the rise to
+	// the next hour's 1 kW over the last 5 minutes.
+	wantKWh := 20 * (1000*(20*60-1) + (1000+100)/2.0*1 + 100*35*60 + (100+1000)/2.0*300) / 3.6e6
+	if math.Abs(raw.Total.KWh()-wantKWh) > 1e-9 {
+		t.Fatalf("raw %v kWh, want %v", raw.Total.KWh(), wantKWh)
+	}
+	for _, c := range []struct {
+		name    string
+		limit   int64
+		now     time.Time
+		wantRaw bool
+	}{
+		{"default cap, recent", 0, now, true},
+		{"cap above the samples", int64(n), now, true},
+		{"cap below the samples", int64(n) / 2, now, false},
+		{"always the table", -1, now, false},
+		{"older than the raw samples", 0, day.Add(30 * 24 * time.Hour), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now = c.now
+			got, err := ClickHouseEnergy{Store: st, RawSamples: c.limit}.Energy(ctx, "", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same := math.Abs(got.Total.KWh()-raw.Total.KWh()) <= 1e-9*raw.Total.KWh()
+			t.Logf("%v kWh (raw samples: %v kWh)", got.Total.KWh(), raw.Total.KWh())
+			if same != c.wantRaw {
+				t.Errorf("%v kWh, raw %v kWh: same %v, want %v", got.Total.KWh(), raw.Total.KWh(), same, c.wantRaw)
+			}
+			if c.wantRaw {
+				assertSameEnergy(t, got, raw)
+			}
+		})
 	}
 }
