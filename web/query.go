@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -30,9 +31,65 @@ const checkContextEvery = 128
 
 var errTruncated = errors.New("results truncated due to limit")
 
-// queryable is the store as the caller's tenant sees it.
+// queryable is the store, merged with the overlay (Deps.Overlay), as the
+// caller's tenant sees it.
 func (s *Server) queryable(id Identity) storage.Queryable {
-	return ingest.TenantQueryable(s.deps.Store, id.Tenant)
+	if s.deps.Overlay == nil {
+		return ingest.TenantQueryable(s.deps.Store, id.Tenant)
+	}
+	return ingest.TenantQueryable(overlaid{store: s.deps.Store, overlay: s.deps.Overlay}, id.Tenant)
+}
+
+// overlaid reads the store and the overlay as one: series in both (the
+// forecast points already archived in the store) are merged sample by
+// sample. The store is the primary: its failure fails the read, while the
+// overlay's becomes a warning.
+type overlaid struct{ store, overlay storage.Queryable }
+
+func (o overlaid) Querier(mint, maxt int64) (storage.Querier, error) {
+	sq, err := o.store.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	oq, err := o.overlay.Querier(mint, maxt)
+	if err != nil {
+		sq.Close()
+		return nil, err
+	}
+	return storage.NewMergeQuerier([]storage.Querier{sq}, []storage.Querier{oq}, storage.ChainedSeriesMerge), nil
+}
+
+// rangeQueryable is what a range query reads, and whether its answer may
+// come from and go to the results cache. A query whose selectors match no
+// series of the overlay reads the store alone and may be cached: the
+// store's chunks stay visible to the one-pass evaluation (package fastrate)
+// and the answer depends on stored data only. One that matches overlay
+// series (forecasts, replaced at every fetch) reads both and is never
+// cached. Package fastrate takes only selectors naming a counter
+// (*_total, ...), which the forecast overlay never holds; were an overlay
+// to hold one, fastrate would read the merged samples through the
+// iterators (the engine's arithmetic), never the store's chunks alone.
+func (s *Server) rangeQueryable(ctx context.Context, id Identity, qs string) (q storage.Queryable, cacheable bool) {
+	store := ingest.TenantQueryable(s.deps.Store, id.Tenant)
+	if s.deps.Overlay == nil {
+		return store, true
+	}
+	expr, err := s.parser.ParseExpr(qs)
+	if err != nil {
+		return s.queryable(id), false // the engine reports the error
+	}
+	ov, err := ingest.TenantQueryable(s.deps.Overlay, id.Tenant).Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		return s.queryable(id), false
+	}
+	defer ov.Close()
+	for _, ms := range parser.ExtractSelectors(expr) {
+		set := ov.Select(ctx, false, &storage.SelectHints{Start: math.MinInt64, End: math.MaxInt64, Func: "series", Limit: 1}, ms...)
+		if set.Next() || set.Err() != nil {
+			return s.queryable(id), false
+		}
+	}
+	return store, true
 }
 
 func parseForm(r *http.Request) error {
@@ -222,9 +279,16 @@ func (s *Server) queryRange(c echo.Context, id Identity) error {
 		return err
 	}
 	qs := r.Form.Get("query")
-	res, cached, err := s.cachedRange(ctx, id.Tenant, s.queryable(id), opts, qs, start, end, step)
+	q, cacheable := s.rangeQueryable(ctx, id, qs)
+	var (
+		res    rangeResult
+		cached bool
+	)
+	if cacheable {
+		res, cached, err = s.cachedRange(ctx, id.Tenant, q, opts, qs, start, end, step)
+	}
 	if !cached {
-		res, err = s.execRange(ctx, s.queryable(id), opts, qs, start, end, step)
+		res, err = s.execRange(ctx, q, opts, qs, start, end, step)
 	}
 	if err != nil {
 		return constructionError(err)

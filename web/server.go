@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/ingest/csvimport"
@@ -89,6 +90,12 @@ type Deps struct {
 	// Options.Query.ResultsCache.MaxBytes > 0) range queries use the results
 	// cache. Store must record into it (ingest.TrackLate).
 	LateWrites *ingest.LateWrites
+	// Overlay holds series kept in memory, not in Store (the carbon-intensity
+	// forecasts, whose points lie ahead of the clock): the Prometheus query
+	// API (query, query_range, series, labels) reads it merged with Store,
+	// confined to the caller's tenant as Store is, and range queries that
+	// read it are never cached. nil means none.
+	Overlay storage.Queryable
 }
 
 // BuildInfo is served at /api/v1/status/buildinfo, in Prometheus' shape.

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/greenloop/greenloop/accounting/carbon"
+	"github.com/greenloop/greenloop/accounting/carbon/forecast"
 	"github.com/greenloop/greenloop/accounting/carbon/providers"
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/config"
@@ -57,17 +59,26 @@ type IntensityOptions struct {
 	// MaxBackoff bounds the wait after failures (not after a quota
 	// answer, which waits as long as the provider asks); zero means Interval.
 	MaxBackoff time.Duration
-	Clock      providers.Clock
-	Logger     *slog.Logger
+	// Forecasts, when set, receives the latest forecast of every zone for
+	// every tenant of Tenants, for reads through the query API (the web
+	// server merges it with the store); nil keeps forecasts for Forecast only.
+	Forecasts *forecast.Overlay
+	Clock     providers.Clock
+	Logger    *slog.Logger
 }
 
 // IntensityService keeps the grid carbon intensity of the configured zones
 // in the store as greenloop_grid_carbon_intensity_grams_per_kwh{zone,
 // provider,signal,kind}: at start it writes the CSV files and fetches each
 // provider's history, then every Interval the recent hours (which providers
-// revise) and the forecast. Forecasts are kept in memory (Forecast), not
-// stored: samples ahead of the server's clock would move the store's head
-// into the future.
+// revise) and the forecast.
+//
+// A forecast is not stored when fetched: samples ahead of the server's clock
+// would move the store's head into the future. The latest one is served from
+// memory instead (IntensityOptions.Forecasts, and Forecast), and each of its
+// points is stored once it is due, as a sample of kind "forecast" holding
+// the value of the latest forecast fetched before the point's time, so that
+// forecasts can be compared with the actual values afterwards.
 type IntensityService struct {
 	o   IntensityOptions
 	log *slog.Logger
@@ -128,8 +139,8 @@ func (s *IntensityService) Run(ctx context.Context) error {
 	return nil
 }
 
-// Forecast returns the latest forecast fetched for zone, from the first
-// provider (in configuration order) that has one.
+// Forecast returns the latest forecast fetched for zone, as the provider
+// gave it, from the first provider (in configuration order) that has one.
 func (s *IntensityService) Forecast(zone string) []providers.Point {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,9 +161,11 @@ func (s *IntensityService) poll(ctx context.Context, src Source, zone string) {
 		noForecast  bool
 		failures    int
 		last        time.Time // newest point written
+		archive     = forecastArchive{}
 	)
 	for {
 		now := s.o.Clock.Now()
+		s.archiveDue(ctx, log, name, zone, archive, now)
 		from := now.Add(-s.o.History)
 		if historyDone {
 			// Providers revise the last hours: ask again for them.
@@ -187,6 +200,8 @@ func (s *IntensityService) poll(ctx context.Context, src Source, zone string) {
 				s.mu.Lock()
 				s.forecasts[name+"/"+zone] = f
 				s.mu.Unlock()
+				archive.add(now, f, src.Signal)
+				s.publish(name, zone, src.Signal, now, f)
 			}
 		}
 		wait := s.o.Interval
@@ -213,6 +228,94 @@ func (s *IntensityService) poll(ctx context.Context, src Source, zone string) {
 		}
 		if s.o.Clock.Sleep(ctx, wait) != nil {
 			return
+		}
+	}
+}
+
+// forecastArchive holds, for one provider and zone, the forecast points not
+// yet due: for each, the value of the latest forecast issued before its time.
+type forecastArchive map[forecastPoint]float64
+
+type forecastPoint struct {
+	signal providers.Signal
+	t      int64 // ms
+}
+
+// add takes a forecast fetched at issued: its points after issued replace
+// what earlier forecasts said of them; points at or before issued are no
+// forecast of this one's and are ignored. Points without a signal are def's.
+func (a forecastArchive) add(issued time.Time, pts []providers.Point, def providers.Signal) {
+	for _, p := range pts {
+		if !p.Time.After(issued) {
+			continue
+		}
+		sig := cmp.Or(p.Signal, def)
+		a[forecastPoint{sig, p.Time.UnixMilli()}] = p.Intensity.GramsPerKWh()
+	}
+}
+
+// take removes and returns the points due at now (at or before it), as
+// forecast points of zone in time order.
+func (a forecastArchive) take(zone string, now time.Time) []providers.Point {
+	var out []providers.Point
+	for k, v := range a {
+		if k.t > now.UnixMilli() {
+			continue
+		}
+		out = append(out, providers.Point{Zone: zone, Time: time.UnixMilli(k.t).UTC(), Intensity: carbon.Intensity(v),
+			Kind: providers.Forecast, Signal: k.signal})
+		delete(a, k)
+	}
+	slices.SortFunc(out, func(x, y providers.Point) int {
+		return cmp.Or(x.Time.Compare(y.Time), cmp.Compare(x.Signal, y.Signal))
+	})
+	return out
+}
+
+// archiveDue stores the forecast points of one provider and zone that are
+// due at now. Points that could not be stored are tried again at the next
+// fetch, as long as they are within History.
+func (s *IntensityService) archiveDue(ctx context.Context, log *slog.Logger, provider, zone string, a forecastArchive, now time.Time) {
+	due := a.take(zone, now)
+	if len(due) == 0 {
+		return
+	}
+	err := s.write(ctx, provider, due)
+	if err == nil {
+		return
+	}
+	oldest := now.Add(-s.o.History)
+	kept := 0
+	for _, p := range due {
+		if !p.Time.Before(oldest) {
+			a[forecastPoint{p.Signal, p.Time.UnixMilli()}] = p.Intensity.GramsPerKWh()
+			kept++
+		}
+	}
+	if ctx.Err() == nil {
+		log.Warn("storing due carbon-intensity forecast points failed", "points", len(due), "retried_later", kept, "err", err)
+	}
+}
+
+// publish hands a forecast fetched at issued to the overlay, for every
+// tenant of zone: its points after issued (those before are no forecast of
+// this one's; the store has them from earlier forecasts), one series per
+// signal. The series of def is always replaced, by nothing when the forecast
+// has no point ahead.
+func (s *IntensityService) publish(provider, zone string, def providers.Signal, issued time.Time, f []providers.Point) {
+	if s.o.Forecasts == nil {
+		return
+	}
+	bySignal := map[providers.Signal][]providers.Point{def: nil}
+	for _, p := range f {
+		if p.Time.After(issued) {
+			sig := cmp.Or(p.Signal, def)
+			bySignal[sig] = append(bySignal[sig], p)
+		}
+	}
+	for _, tenant := range s.o.Tenants(zone) {
+		for sig, pts := range bySignal {
+			s.o.Forecasts.Set(forecast.Key{Tenant: tenant, Zone: zone, Provider: provider, Signal: sig}, pts)
 		}
 	}
 }

@@ -6,19 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
 	"github.com/greenloop/greenloop/accounting/carbon"
+	"github.com/greenloop/greenloop/accounting/carbon/forecast"
 	"github.com/greenloop/greenloop/accounting/carbon/providers"
 	"github.com/greenloop/greenloop/accounting/service/servicetest"
+	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/config"
+	"github.com/greenloop/greenloop/internal/sample"
 )
 
 // fakeClock advances by every Sleep; after stopAfter sleeps it cancels the run.
@@ -253,5 +261,176 @@ func TestBuildSourcesWattTimeLocations(t *testing.T) {
 	_, err = BuildSources(config.Carbon{Providers: []config.CarbonProvider{wt}}, []config.Site{{ID: "c", Zone: "DE"}}, providers.SystemClock{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "carbon.providers[0] (watttime): zone: must name the WattTime region") {
 		t.Errorf("err %v", err)
+	}
+}
+
+// revisingProvider has no actual values; its forecast, fetched at issue
+// time f (the n-th fetch), holds a point every 30 minutes from f rounded
+// down to the half hour up to f+2h, valued n*1000 + minutes since base.
+type revisingProvider struct {
+	mu     sync.Mutex
+	base   time.Time
+	issues []time.Time
+}
+
+func (p *revisingProvider) Name() string { return "electricitymaps" }
+
+func (p *revisingProvider) Intensity(context.Context, string, time.Time, time.Time, providers.Signal) ([]providers.Point, error) {
+	return nil, nil
+}
+
+func (p *revisingProvider) Forecast(_ context.Context, zone string, from, _ time.Time, sig providers.Signal) ([]providers.Point, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.issues = append(p.issues, from)
+	n := len(p.issues)
+	var out []providers.Point
+	for t := from.Truncate(30 * time.Minute); !t.After(from.Add(2 * time.Hour)); t = t.Add(30 * time.Minute) {
+		out = append(out, providers.Point{Zone: zone, Time: t, Duration: 30 * time.Minute,
+			Intensity: carbon.Intensity(float64(n*1000) + t.Sub(p.base).Minutes()), Kind: providers.Forecast, Signal: sig})
+	}
+	return out, nil
+}
+
+func (p *revisingProvider) Latest(context.Context, string, providers.Signal) (providers.Point, error) {
+	return providers.Point{}, providers.ErrUnsupported
+}
+
+// recordingWriter counts every sample written, by labels and time.
+type recordingWriter struct {
+	w      SeriesWriter
+	mu     sync.Mutex
+	counts map[string]int // "tenant labels@minutes"
+	base   time.Time
+}
+
+func (r *recordingWriter) WriteSeries(ctx context.Context, o ingest.WriteOptions, series []sample.Series) (ingest.Result, error) {
+	r.mu.Lock()
+	for _, s := range series {
+		for _, p := range s.Points {
+			r.counts[fmt.Sprintf("%s %v@%d", o.Tenant, s.Labels, (p.T-r.base.UnixMilli())/60000)]++
+		}
+	}
+	r.mu.Unlock()
+	return r.w.WriteSeries(ctx, o, series)
+}
+
+// Each forecast point is stored once, when due, with the value of the
+// latest forecast fetched before its time and the overlay's labels; the
+// overlay holds the latest forecast only, from its issue time on; the
+// accounting reads none of it.
+func TestIntensityServiceArchivesForecasts(t *testing.T) {
+	st := servicetest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base := servicetest.Now.Add(-4 * time.Hour) // the store's writer refuses samples after servicetest.Now
+	clock := &fakeClock{now: base, stopAfter: 7, cancel: cancel}
+	prov := &revisingProvider{base: base}
+	rec := &recordingWriter{w: st.Writer, counts: map[string]int{}, base: base}
+	overlay := forecast.New(forecast.Options{Now: clock.Now})
+	svc, err := NewIntensityService(IntensityOptions{
+		Sources: []Source{{Provider: prov, Zones: []string{"DE"}, Signal: providers.Average}},
+		Writer:  rec, Backfill: st.Backfill, Window: 72 * time.Hour, History: 24 * time.Hour, Interval: 20 * time.Minute,
+		Tenants:   func(string) []string { return []string{"acme", "beta"} },
+		Forecasts: overlay, Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Fetches at 0, 20, ... 120 min. The point at 0 was fetched at its own
+	// time only: it is no forecast, and never stored.
+	if len(prov.issues) != 7 {
+		t.Fatalf("%d fetches, want 7", len(prov.issues))
+	}
+	want := map[int]float64{ // minute → value of the latest forecast fetched before it
+		30:  2030, // fetched at 20 (2nd)
+		60:  3060, // at 40 (3rd)
+		90:  5090, // at 80 (5th)
+		120: 6120, // at 100 (6th); at 120 the 7th had it, but too late
+	}
+	for _, tenant := range []string{"acme", "beta"} {
+		lset := forecast.Labels(forecast.Key{Tenant: tenant, Zone: "DE", Provider: "electricitymaps", Signal: providers.Average})
+		q, err := st.DB.Querier(base.UnixMilli(), servicetest.Now.UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, ingest.TenantLabel, tenant),
+			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, providers.MetricName))
+		got := map[int]float64{}
+		n := 0
+		for set.Next() {
+			n++
+			if !labels.Equal(set.At().Labels(), lset) {
+				t.Errorf("stored %s, want the overlay's %s", set.At().Labels(), lset)
+			}
+			it := set.At().Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				ts, v := it.At()
+				got[int((ts-base.UnixMilli())/60000)] = v
+			}
+		}
+		q.Close()
+		if n != 1 || !maps.Equal(got, want) {
+			t.Errorf("tenant %s: %d series, stored %v, want %v", tenant, n, got, want)
+		}
+	}
+	// Once each: 4 points × 2 tenants, nothing else written.
+	if len(rec.counts) != 8 {
+		t.Errorf("writes %v, want 8 distinct samples", rec.counts)
+	}
+	for k, n := range rec.counts {
+		if n != 1 {
+			t.Errorf("%s written %d times", k, n)
+		}
+	}
+	// The overlay holds the 7th forecast (fetched at 120) from after 120:
+	// the 6th's values of 150..210 were replaced.
+	for _, tenant := range []string{"acme", "beta"} {
+		var got []string
+		for _, p := range overlay.Points(forecast.Key{Tenant: tenant, Zone: "DE", Provider: "electricitymaps", Signal: providers.Average}) {
+			got = append(got, fmt.Sprintf("%g@%g", p.Intensity.GramsPerKWh(), p.Time.Sub(base).Minutes()))
+		}
+		if w := []string{"7150@150", "7180@180", "7210@210", "7240@240"}; !slices.Equal(got, w) {
+			t.Errorf("tenant %s overlay %v, want %v", tenant, got, w)
+		}
+	}
+	if f := svc.Forecast("DE"); len(f) != 5 || f[0].Time != base.Add(120*time.Minute) || f[0].Intensity != 7120 {
+		t.Errorf("Forecast(DE) = %+v, want the 7th fetch as given, from 120", f)
+	}
+	// The accounting never counts forecasts: there is no actual value.
+	a := New(Options{Store: st.DB, Sites: []config.Site{{ID: "x", Zone: "DE", Tenant: "acme"}}, MultiTenant: true})
+	s, _, err := a.Intensity(context.Background(), a.QueryableFor("acme"), "DE", base, servicetest.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Points) != 0 {
+		t.Errorf("accounting read forecast samples: %+v", s.Points)
+	}
+}
+
+func TestForecastArchive(t *testing.T) {
+	t0 := time.Date(2025, 6, 10, 12, 0, 0, 0, time.UTC)
+	pt := func(min int, v float64, sig providers.Signal) providers.Point {
+		return providers.Point{Time: t0.Add(time.Duration(min) * time.Minute), Intensity: carbon.Intensity(v), Signal: sig}
+	}
+	a := forecastArchive{}
+	a.add(t0, []providers.Point{pt(0, 1, ""), pt(30, 2, ""), pt(60, 3, providers.Marginal)}, providers.Average)
+	a.add(t0.Add(40*time.Minute), []providers.Point{pt(30, 9, ""), pt(60, 4, providers.Marginal), pt(90, 5, "")}, providers.Average)
+	var got []string
+	for _, p := range a.take("DE", t0.Add(60*time.Minute)) {
+		got = append(got, fmt.Sprintf("%s %s %s %g %s", p.Zone, p.Time.Format("15:04"), p.Signal, p.Intensity.GramsPerKWh(), p.Kind))
+	}
+	want := []string{"DE 12:30 average 2 forecast", "DE 13:00 marginal 4 forecast"}
+	if !slices.Equal(got, want) {
+		t.Errorf("due %v, want %v", got, want)
+	}
+	if rest := a.take("DE", t0.Add(2*time.Hour)); len(rest) != 1 || rest[0].Intensity != 5 {
+		t.Errorf("left %+v, want 13:30 = 5 only", rest)
+	}
+	if len(a) != 0 {
+		t.Errorf("archive not emptied: %v", a)
 	}
 }

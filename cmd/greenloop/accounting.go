@@ -13,8 +13,10 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/greenloop/greenloop/accounting/carbon/forecast"
 	"github.com/greenloop/greenloop/accounting/carbon/providers"
 	"github.com/greenloop/greenloop/accounting/report"
 	"github.com/greenloop/greenloop/accounting/report/chstore"
@@ -166,12 +168,32 @@ func storeAges(cfg config.Server) (window, retention time.Duration) {
 	return cfg.Storage.TSDB.OutOfOrderWindow.D(), cfg.Storage.TSDB.Retention.D()
 }
 
-// startAccounting mounts the accounting API (emissions, KPIs, carbon-intensity
-// import, EU report) on srv and starts the carbon-intensity service, which
-// runs the configured providers until stop is called. A provider that cannot
-// be built (missing secret file, bad CSV) fails the start.
+// newForecastOverlay holds the latest carbon-intensity forecasts for the
+// query API (web.Deps.Overlay): up to carbon.forecast_horizon ahead, and
+// for two carbon.interval behind, until the intensity service has stored
+// each point that became due. Its gauges go to reg.
+func newForecastOverlay(cfg config.Server, reg prometheus.Registerer, log *slog.Logger) *forecast.Overlay {
+	interval, horizon := cfg.Carbon.Interval.D(), cfg.Carbon.ForecastHorizon.D()
+	if interval <= 0 {
+		interval = 15 * time.Minute // service.NewIntensityService's defaults
+	}
+	if horizon <= 0 {
+		horizon = 24 * time.Hour
+	}
+	o := forecast.New(forecast.Options{History: 2 * interval, Horizon: horizon})
+	if err := reg.Register(o); err != nil {
+		log.Warn("carbon forecast gauges not registered", "err", err)
+	}
+	return o
+}
+
+// startAccounting mounts the accounting API (emissions, KPIs,
+// carbon-intensity import, EU report) on srv and starts the carbon-intensity
+// service, which runs the configured providers until stop is called and
+// hands their forecasts to forecasts (the overlay srv serves; nil: none). A
+// provider that cannot be built (missing secret file, bad CSV) fails the start.
 func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg config.Server, store ingest.Store,
-	writer, backfill *ingest.Writer, sites []config.Site) (stop func(), err error) {
+	writer, backfill *ingest.Writer, sites []config.Site, forecasts *forecast.Overlay) (stop func(), err error) {
 	start := time.Now()
 	sources, err := service.BuildSources(cfg.Carbon, sites, providers.SystemClock{}, log.With("component", "carbon"))
 	if err != nil {
@@ -182,6 +204,7 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 	if err != nil {
 		return nil, err
 	}
+	acct.UseReports(reports) // the CUE of /api/v1/kpis adds the Scope 1 entered for the report
 	defer func() {
 		if err != nil {
 			closeReports()
@@ -226,7 +249,7 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 		Sources: sources, Writer: writer, Backfill: bf, Window: window,
 		Tenants: func(string) []string { return tenants },
 		History: min(cfg.Carbon.History.D(), retention-time.Hour), Interval: cfg.Carbon.Interval.D(),
-		ForecastHorizon: cfg.Carbon.ForecastHorizon.D(), Logger: log.With("component", "carbon"),
+		ForecastHorizon: cfg.Carbon.ForecastHorizon.D(), Forecasts: forecasts, Logger: log.With("component", "carbon"),
 	})
 	if err != nil {
 		return nil, err

@@ -227,6 +227,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	forecasts := newForecastOverlay(cfg, reg, log.With("component", "carbon"))
 	srv, err := web.New(web.Deps{
 		Store:       store,
 		Writer:      writer,
@@ -239,6 +240,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ParseNDJSON: ndjson.Parse,
 		LateWrites:  late,
 		Backfill:    backfill,
+		Overlay:     forecasts,
 	}, webOptions(cfg))
 	if err != nil {
 		return err
@@ -251,7 +253,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopTokens()
 	// The accounting reads through the raw store (writes go through writer,
 	// which tracks late writes); the EU report keeps its tables in ClickHouse.
-	stopAccounting, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, backfill, sites)
+	stopAccounting, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, backfill, sites, forecasts)
 	if err != nil {
 		return err
 	}
