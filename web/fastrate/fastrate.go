@@ -27,6 +27,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -506,8 +507,36 @@ func (e *evaluator) windows() {
 		m         extrapolation
 	)
 	m.key.count = -1
+	// A series sampled at a regular interval that divides the step moves
+	// its window by the same number of samples at every step, and its
+	// windows have one shape: the run of steps whose windows lie inside the
+	// samples goes through regularRun, without the searches.
+	runFrom, runTo := steps, steps
+	var runK int
+	if d := e.regularInterval(); d > 0 && len(resets) == 0 && stepMs%d == 0 {
+		runK = int(stepMs / d)
+		// At step i, the window holds the samples with index in
+		// (l0 + i·k − 1, h0 + i·k − 1]: l0 (h0) counts the samples at or
+		// before the range's start (its end) at step 0.
+		l0 := floorDiv(e.startMs-rng-ts[0], d) + 1
+		h0 := floorDiv(e.startMs-ts[0], d) + 1
+		k := int64(runK)
+		if h0-l0 >= 2 {
+			// lo ≥ 0 and hi ≤ n: i ≥ ceil(−l0/k), i ≤ floor((n − h0)/k).
+			from := max(0, -floorDiv(l0, k))
+			to := min(int64(steps), floorDiv(int64(n)-h0, k)+1)
+			if from < to {
+				runFrom, runTo = int(from), int(to)
+			}
+		}
+	}
 	at := e.startMs
 	for i := 0; i < steps; i, at = i+1, at+stepMs {
+		if i == runFrom {
+			lo, hi = e.regularRun(i, runTo, runK, &m)
+			i, at = runTo-1, e.startMs+int64(runTo-1)*stepMs
+			continue
+		}
 		for hi < n && ts[hi] <= at {
 			hi++
 		}
@@ -549,6 +578,78 @@ func (e *evaluator) windows() {
 		v := float64(result * factor)
 		val[i], has[i] = v, true
 	}
+}
+
+// regularInterval returns the interval between every two consecutive
+// samples when it is one and the same (and there are at least three), else 0.
+func (e *evaluator) regularInterval() int64 {
+	ts := e.ts
+	if len(ts) < 3 {
+		return 0
+	}
+	d := ts[1] - ts[0]
+	prev := ts[1]
+	for _, t := range ts[2:] {
+		if t-prev != d {
+			return 0
+		}
+		prev = t
+	}
+	return d
+}
+
+// regularRun evaluates the steps [from, to) of a regular series without
+// resets (see windows): the window of step i holds the samples first+i·k to
+// last+i·k, and every window has the shape of the first. It returns the
+// cursors lo and hi the general loop keeps, as they are after step to−1.
+func (e *evaluator) regularRun(from, to, k int, m *extrapolation) (lo, hi int) {
+	ts, vs, rng := e.ts, e.vs, e.plan.rng
+	at := e.startMs + int64(from)*e.stepMs
+	rangeStart := at - rng
+	for hi < len(ts) && ts[hi] <= at {
+		hi++
+	}
+	for lo < hi && ts[lo] <= rangeStart {
+		lo++
+	}
+	first, last := lo, hi-1
+	if key := (windowShape{ts[first] - rangeStart, at - ts[last], ts[last] - ts[first], last - first}); key != m.key {
+		m.set(key, e.plan)
+	}
+	factor, zeroBound := m.factor, m.zeroBound
+	sampledInterval, durationToStart := m.sampledInterval, m.durationToStart
+	span := last - first
+	val, has := e.val[from:to], e.has[from:to]
+	// The window's first samples, k apart; the last ones are span further.
+	firsts := vs[first : first+(len(val)-1)*k+1]
+	lasts := vs[first+span : first+span+(len(val)-1)*k+1]
+	for j := range val {
+		v0 := firsts[j*k]
+		result := lasts[j*k] - v0
+		f := factor
+		// The zero point, as in windows.
+		if result > 0 && v0 >= 0 && !(result >= 0x1p-1000 && v0 > result*zeroBound) {
+			if durationToZero := sampledInterval * (v0 / result); durationToZero < durationToStart {
+				f = m.factorFrom(durationToZero, e.plan)
+			}
+		}
+		val[j], has[j] = float64(result*f), true
+	}
+	regularSteps.Add(int64(len(val)))
+	n := to - from - 1
+	return lo + n*k, hi + n*k
+}
+
+// regularSteps counts the steps regularRun evaluated, for the tests.
+var regularSteps atomic.Int64
+
+// floorDiv is a / b rounded towards minus infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 // windowShape is what extrapolatedRate's arithmetic depends on besides the

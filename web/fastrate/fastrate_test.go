@@ -558,3 +558,96 @@ func TestConcurrentAppend(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+// TestEngineAgreementRegular: counters sampled at exactly regular
+// intervals (15 s, 30 s, 1 m, at every phase, starting and ending inside
+// the range, some from zero so that the zero point of the extrapolation
+// applies) take the regular path (regularRun) when the step is a multiple
+// of the interval, and agree with the engine point for point; steps that
+// are no multiple, and a series with a reset, take the general loop.
+func TestEngineAgreementRegular(t *testing.T) {
+	const hour = int64(time.Hour / time.Millisecond)
+	base := int64(1_700_000_000_000) / hour * hour
+	from, to := base, base+6*hour
+	r := rand.New(rand.NewPCG(3, 4))
+	var ss []series
+	for i := range 48 {
+		interval := []int64{15_000, 30_000, 60_000}[i%3]
+		s := series{lset: labels.FromStrings("__name__", "greenloop_energy_joules_total", "site", fmt.Sprintf("site-%d", i%4), "node", fmt.Sprintf("n%03d", i))}
+		start := from + r.Int64N(hour) + []int64{0, 1, 7_000, interval - 1}[i%4]
+		end := to - r.Int64N(hour)
+		v := r.Float64() * 1e6
+		if i%6 == 0 {
+			v = 0 // the zero point lies inside the first windows
+		}
+		for t := start; t <= end; t += interval {
+			if i == 5 && t > start+hour && t <= start+hour+interval {
+				v = 10 // one reset: this series takes the general loop
+			}
+			s.ts, s.vs = append(s.ts, t), append(s.vs, v)
+			v += r.Float64() * 3000
+		}
+		ss = append(ss, s)
+	}
+	db := openDB(t)
+	write(t, db, ss)
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	engine := newEngine()
+	ctx := context.Background()
+	for _, qs := range []string{
+		`sum by (site) (rate(greenloop_energy_joules_total[5m]))`,
+		`increase(greenloop_energy_joules_total[1m])`,
+		`rate(greenloop_energy_joules_total[2m])`,
+		`sum(increase(greenloop_energy_joules_total[1h]))`,
+	} {
+		expr, err := parse(qs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, _ := Compile(expr)
+		for _, w := range []struct {
+			start, end  int64
+			step        time.Duration
+			wantRegular bool
+		}{
+			{from, to, time.Minute, true},
+			{from + 7_000, to - 2*hour, 30 * time.Second, true},
+			{from - hour, to + hour, 2 * time.Minute, true},
+			{from + 1, to, 15 * time.Second, true},
+			{from, to, 37 * time.Second, false},
+			{from, to, 45 * time.Second, true}, // a multiple of 15 s only
+		} {
+			start, end := time.UnixMilli(w.start), time.UnixMilli(w.end)
+			q, err := engine.NewRangeQuery(ctx, db, nil, qs, start, end, w.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := q.Exec(ctx).Matrix()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := regularSteps.Load()
+			got, err := plan.Eval(ctx, db, start, end, w.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sameMatrix(want, got); err != nil {
+				t.Errorf("%s from %d to %d step %s: %v", qs, w.start, w.end, w.step, err)
+			}
+			n := int64(end.Sub(start)/w.step) + 1
+			ms, err := plan.EvalShards(ctx, db, start, w.step, [][2]int64{{0, n / 3}, {n / 3, n}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sameMatrix(want, joinShards(ms)); err != nil {
+				t.Errorf("%s from %d to %d step %s, two shards: %v", qs, w.start, w.end, w.step, err)
+			}
+			if ran := regularSteps.Load() > before; ran != w.wantRegular {
+				t.Errorf("%s step %s: regular path taken %v, want %v", qs, w.step, ran, w.wantRegular)
+			}
+			q.Close()
+		}
+	}
+}
