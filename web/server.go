@@ -64,6 +64,10 @@ type Deps struct {
 	Parser parser.Parser
 	// Sites are served by /api/v1/sites, each to its own tenant.
 	Sites []config.Site
+	// SiteSource, when set, is read at every request instead of Sites: the
+	// sites in force now (sitestore.Registry.Sites, with sites_store
+	// clickhouse). The slice it returns is not modified.
+	SiteSource func() []config.Site
 	// Logger receives request and error logs; nil discards them.
 	Logger *slog.Logger
 	// Registry receives the HTTP metrics and is served at /metrics; nil means a

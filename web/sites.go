@@ -24,11 +24,19 @@ type sitesJSON struct {
 // sites lists the caller's tenant's sites (every site when auth is off).
 func (s *Server) sites(c echo.Context, id Identity) error {
 	out := sitesJSON{Sites: []siteJSON{}}
-	for _, st := range s.deps.Sites {
+	for _, st := range s.siteList() {
 		if s.authEnabled() && st.SiteTenant() != id.Tenant {
 			continue
 		}
 		out.Sites = append(out.Sites, siteJSON{ID: st.ID, Name: st.Name, Zone: st.Zone, Location: st.Location, ITCapacityKW: st.ITCapacityKW})
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// siteList returns the sites in force: Deps.SiteSource's now, or Deps.Sites.
+func (s *Server) siteList() []config.Site {
+	if s.deps.SiteSource != nil {
+		return s.deps.SiteSource()
+	}
+	return s.deps.Sites
 }

@@ -54,7 +54,12 @@ type Options struct {
 	// Store is the whole series store; each site is read through its
 	// tenant's view (ingest.TenantQueryable) when MultiTenant is set.
 	Store storage.Queryable
+	// Sites are the sites when SiteSource is nil (tests, `greenloop report`).
 	Sites []config.Site
+	// SiteSource, when set, is read at every Site and Sites call instead of
+	// Sites: the sites in force now (sitestore.Registry.Sites with
+	// sites_store clickhouse). The slice it returns is not modified.
+	SiteSource func() []config.Site
 	// MultiTenant is true when the server runs with auth: series carry a
 	// tenant label and a site is visible to its own tenant only.
 	MultiTenant bool
@@ -75,7 +80,7 @@ type Options struct {
 // Accountant computes a site's emissions and KPIs from the store.
 type Accountant struct {
 	store       storage.Queryable
-	sites       []config.Site
+	sites       func() []config.Site
 	multiTenant bool
 	rank        map[string]int
 	energy      EnergySource
@@ -87,8 +92,12 @@ type Accountant struct {
 
 // New returns an Accountant.
 func New(o Options) *Accountant {
-	a := &Accountant{store: o.Store, sites: o.Sites, multiTenant: o.MultiTenant, log: o.Logger, rank: map[string]int{ManualProvider: 0},
+	a := &Accountant{store: o.Store, sites: o.SiteSource, multiTenant: o.MultiTenant, log: o.Logger, rank: map[string]int{ManualProvider: 0},
 		energy: o.Energy}
+	if a.sites == nil {
+		static := o.Sites
+		a.sites = func() []config.Site { return static }
+	}
 	if a.energy == nil {
 		a.energy = RawEnergy{Store: o.Store}
 		if o.Rollups {
@@ -109,7 +118,7 @@ func New(o Options) *Accountant {
 // Site returns the site with id that tenant may see. With MultiTenant off
 // every site is visible.
 func (a *Accountant) Site(tenant, id string) (config.Site, error) {
-	for _, s := range a.sites {
+	for _, s := range a.sites() {
 		if s.ID == id && (!a.multiTenant || s.SiteTenant() == tenant) {
 			return s, nil
 		}
@@ -120,7 +129,7 @@ func (a *Accountant) Site(tenant, id string) (config.Site, error) {
 // Sites returns the sites tenant may see.
 func (a *Accountant) Sites(tenant string) []config.Site {
 	var out []config.Site
-	for _, s := range a.sites {
+	for _, s := range a.sites() {
 		if !a.multiTenant || s.SiteTenant() == tenant {
 			out = append(out, s)
 		}

@@ -38,13 +38,24 @@ func reportDirs(cfg config.Server) (inputs, snapshots string) {
 // several providers have an hour's intensity, the configuration's order wins
 // (after imports through the API).
 func newAccountant(cfg config.Server, store storage.Queryable, sites []config.Site, log *slog.Logger) *service.Accountant {
+	return accountantFrom(cfg, store, staticSites(sites), log)
+}
+
+// staticSites is a site source that always answers sites.
+func staticSites(sites []config.Site) func() []config.Site {
+	return func() []config.Site { return sites }
+}
+
+// accountantFrom is newAccountant over the sites in force, read from sites
+// at each request.
+func accountantFrom(cfg config.Server, store storage.Queryable, sites func() []config.Site, log *slog.Logger) *service.Accountant {
 	var names []string
 	for _, p := range cfg.Carbon.Providers {
 		if !slices.Contains(names, p.Type) {
 			names = append(names, p.Type)
 		}
 	}
-	o := service.Options{Store: store, Sites: sites, MultiTenant: cfg.Auth.Enabled(), Providers: names, Logger: log}
+	o := service.Options{Store: store, SiteSource: sites, MultiTenant: cfg.Auth.Enabled(), Providers: names, Logger: log}
 	// The embedded store keeps hourly rollups (startRollups); ClickHouse
 	// keeps hourly group sums (startRollups, on any server sharing the
 	// database) and its own hourly rollup table, read in SQL.
@@ -193,13 +204,17 @@ func newForecastOverlay(cfg config.Server, reg prometheus.Registerer, log *slog.
 // hands their forecasts to forecasts (the overlay srv serves; nil: none). A
 // provider that cannot be built (missing secret file, bad CSV) fails the start.
 func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg config.Server, store ingest.Store,
-	writer, backfill *ingest.Writer, sites []config.Site, forecasts *forecast.Overlay) (stop func(), err error) {
+	writer, backfill *ingest.Writer, siteSource func() []config.Site, forecasts *forecast.Overlay) (stop func(), err error) {
 	start := time.Now()
+	// The carbon-intensity zones are those of the sites in force at start:
+	// a site added later in a new zone gets its intensity from the next
+	// start on (the providers are built for the zones).
+	sites := siteSource()
 	sources, err := service.BuildSources(cfg.Carbon, sites, providers.SystemClock{}, log.With("component", "carbon"))
 	if err != nil {
 		return nil, fmt.Errorf("carbon-intensity providers:\n%w", err)
 	}
-	acct := newAccountant(cfg, store, sites, log.With("component", "accounting"))
+	acct := accountantFrom(cfg, store, siteSource, log.With("component", "accounting"))
 	reports, closeReports, err := newReportService(ctx, cfg, store, log.With("component", "report"))
 	if err != nil {
 		return nil, err
@@ -236,18 +251,23 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 		log.Info("accounting ready; no carbon-intensity providers configured", "took", time.Since(start).Round(time.Millisecond))
 		return func() { closeReports() }, nil
 	}
-	tenants := []string{""}
+	// The tenants are those of the sites in force at each fetch, so that a
+	// tenant's first site added later gets its copy of the grid data.
+	tenants := func(string) []string { return []string{""} }
 	if cfg.Auth.Enabled() {
-		tenants = nil
-		for _, s := range sites {
-			if t := s.SiteTenant(); !slices.Contains(tenants, t) {
-				tenants = append(tenants, t)
+		tenants = func(string) []string {
+			var ts []string
+			for _, s := range siteSource() {
+				if t := s.SiteTenant(); !slices.Contains(ts, t) {
+					ts = append(ts, t)
+				}
 			}
+			return ts
 		}
 	}
 	svc, err := service.NewIntensityService(service.IntensityOptions{
 		Sources: sources, Writer: writer, Backfill: bf, Window: window,
-		Tenants: func(string) []string { return tenants },
+		Tenants: tenants,
 		History: min(cfg.Carbon.History.D(), retention-time.Hour), Interval: cfg.Carbon.Interval.D(),
 		ForecastHorizon: cfg.Carbon.ForecastHorizon.D(), Forecasts: forecasts, Logger: log.With("component", "carbon"),
 	})

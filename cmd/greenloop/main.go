@@ -2,8 +2,8 @@
 // server (ingest, the store, the Prometheus query API, accounting and reports,
 // the fleet page); `agent` and `collect` read the hardware; `report` computes
 // emissions, KPIs and the EU report from the store; `migrate` moves the
-// embedded store's history into ClickHouse; `token` manages the bearer
-// tokens kept in ClickHouse.
+// embedded store's history into ClickHouse; `token` and `site` manage the
+// bearer tokens and the sites kept in ClickHouse.
 package main
 
 import (
@@ -31,6 +31,8 @@ Usage:
                               copy the embedded store's history into ClickHouse (resumable)
   greenloop token add|list|revoke|import --config FILE ...
                               manage the bearer tokens kept in ClickHouse (auth.store clickhouse)
+  greenloop site add|list|remove|import --config FILE ...
+                              manage the sites kept in ClickHouse (sites_store clickhouse)
   greenloop version           print the version
 
 `
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runReport(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = runToken(ctx, args[1:], stdout, stderr)
+	case "site":
+		err = runSite(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "greenloop", version)
 	case "help", "-h", "--help":

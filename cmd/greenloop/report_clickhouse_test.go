@@ -131,7 +131,7 @@ sites:
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, nil, cfg.Sites, nil)
+		stop, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, nil, staticSites(cfg.Sites), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -75,7 +75,7 @@ carbon:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := startAccounting(ctx, srv, log, cfg, st.DB, st.Writer, st.Backfill, cfg.Sites, nil); err == nil || !strings.Contains(err.Error(), "GL_TEST_NO_SUCH_TOKEN") {
+	if _, err := startAccounting(ctx, srv, log, cfg, st.DB, st.Writer, st.Backfill, staticSites(cfg.Sites), nil); err == nil || !strings.Contains(err.Error(), "GL_TEST_NO_SUCH_TOKEN") {
 		t.Fatalf("start with a missing token: %v", err)
 	}
 	cfg.Carbon.Providers = cfg.Carbon.Providers[1:]
@@ -88,7 +88,7 @@ carbon:
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, err := startAccounting(ctx, srv, log, cfg, st.DB, st.Writer, st.Backfill, cfg.Sites, nil)
+	stop, err := startAccounting(ctx, srv, log, cfg, st.DB, st.Writer, st.Backfill, staticSites(cfg.Sites), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -227,12 +227,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	siteRT, err := startSites(ctx, cfg, store, sites, reg, log.With("component", "sites"))
+	if err != nil {
+		return err
+	}
+	defer siteRT.stop()
+
 	forecasts := newForecastOverlay(cfg, reg, log.With("component", "carbon"))
 	srv, err := web.New(web.Deps{
 		Store:       store,
 		Writer:      writer,
 		Engine:      engine,
-		Sites:       sites,
+		SiteSource:  siteRT.Sites,
 		Logger:      log.With("component", "web"),
 		Registry:    reg,
 		Ready:       func() error { return readyErr(ready.Load()) },
@@ -245,7 +251,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	registerUI(srv, log.With("component", "ui"), store, engine, sites, cfg.Auth.Enabled())
+	registerUI(srv, log.With("component", "ui"), store, engine, siteRT.Sites, cfg.Auth.Enabled())
+	if err := siteRT.register(srv); err != nil {
+		return err
+	}
 	reloadTokens, stopTokens, err := startTokens(ctx, cfg, srv, reg, log.With("component", "auth"))
 	if err != nil {
 		return err
@@ -253,7 +262,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopTokens()
 	// The accounting reads through the raw store (writes go through writer,
 	// which tracks late writes); the EU report keeps its tables in ClickHouse.
-	stopAccounting, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, backfill, sites, forecasts)
+	stopAccounting, err := startAccounting(ctx, srv, log, cfg, opened.Store, writer, backfill, siteRT.Sites, forecasts)
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -32,7 +36,17 @@ type Server struct {
 	Log     Log     `yaml:"log"`
 	Demo    Demo    `yaml:"demo"`
 	Sites   []Site  `yaml:"sites"`
-	Carbon  Carbon  `yaml:"carbon"`
+	// SitesStore is where sites besides Sites live: "file" (default: Sites
+	// only) or "clickhouse" (Sites plus those of a table in
+	// storage.clickhouse's database, shared by every server on it and
+	// managed with `greenloop site` and /api/v1/admin/sites; needs
+	// storage.backend clickhouse).
+	SitesStore string `yaml:"sites_store"`
+	// SitesRefreshInterval is how often a server re-reads the sites from
+	// ClickHouse (sites_store clickhouse), so that a site added or removed
+	// on one server applies on all within it; default (and zero) 10s.
+	SitesRefreshInterval Duration `yaml:"sites_refresh_interval"`
+	Carbon               Carbon   `yaml:"carbon"`
 	// Accounting tunes the accounting's background work.
 	Accounting Accounting `yaml:"accounting"`
 }
@@ -495,7 +509,22 @@ func Default() Server {
 		Demo:       Demo{History: Duration(7 * 24 * time.Hour), Tenant: "default"},
 		Carbon:     Carbon{History: Duration(7 * 24 * time.Hour), Interval: Duration(15 * time.Minute), ForecastHorizon: Duration(24 * time.Hour)},
 		Accounting: Accounting{Rollup: AccountingRollup{Enabled: true}},
+		SitesStore: SitesStoreFile, SitesRefreshInterval: Duration(10 * time.Second),
 	}
+}
+
+// The values of Server.SitesStore.
+const (
+	SitesStoreFile       = "file"
+	SitesStoreClickHouse = "clickhouse"
+)
+
+// SitesRefresh returns SitesRefreshInterval, or its default 10s when zero.
+func (c Server) SitesRefresh() time.Duration {
+	if c.SitesRefreshInterval <= 0 {
+		return 10 * time.Second
+	}
+	return c.SitesRefreshInterval.D()
 }
 
 // Load reads YAML over the defaults. Unknown keys are errors, so typos surface.
@@ -664,32 +693,14 @@ func (c *Server) Validate() error {
 	seen := map[string]int{}
 	for i, s := range c.Sites {
 		p := fmt.Sprintf("sites[%d]", i)
-		if !siteIDRe.MatchString(s.ID) {
-			add(p+".id", "want lower-case letters, digits, '-' or '_' (1-63), got %q", s.ID)
-		} else if j, dup := seen[s.ID]; dup {
+		if j, dup := seen[s.ID]; dup && siteIDRe.MatchString(s.ID) {
 			add(p+".id", "duplicate of sites[%d].id %q", j, s.ID)
-		} else {
+		} else if !dup {
 			seen[s.ID] = i
 		}
-		if s.Zone == "" {
-			add(p+".zone", "must be set (grid zone, e.g. DE)")
-		}
-		if s.Location.Lat < -90 || s.Location.Lat > 90 {
-			add(p+".location.lat", "must be within [-90, 90], got %v", s.Location.Lat)
-		}
-		if s.Location.Lon < -180 || s.Location.Lon > 180 {
-			add(p+".location.lon", "must be within [-180, 180], got %v", s.Location.Lon)
-		}
-		if s.ITCapacityKW < 0 {
-			add(p+".it_capacity_kw", "must not be negative, got %v", s.ITCapacityKW)
-		}
-		for k, v := range s.Meters {
-			if strings.TrimSpace(v) == "" {
-				add(p+".meters."+k, "empty selector")
-			}
-		}
-		validateSiteAccounting(p, s, add)
+		validateSite(p, s, add)
 	}
+	validateSitesStore(c.SitesStore, c.SitesRefreshInterval, c.Storage.Backend, add)
 	validateCarbon(c.Carbon, c.Storage.TSDB.Retention, add)
 	if !c.Accounting.Rollup.Enabled && c.Storage.Backend != "clickhouse" {
 		add("accounting.rollup.enabled", "false is only for storage.backend clickhouse (servers sharing one database); the embedded store has no other server to keep its roll-ups")
@@ -716,32 +727,97 @@ func validateAuth(a Auth, backend string, add func(path, format string, args ...
 	}
 }
 
-// validateSiteAccounting checks a site's accounting fields.
+// Validate checks one site on its own (not against other sites), as an
+// entry of the configuration's sites at path (e.g. "sites[3]"; "" names
+// the fields bare: "id", "pue.value"). Every problem is a *FieldError
+// naming the field's path, all joined.
+func (s Site) Validate(path string) error {
+	var errs []error
+	validateSite(path, s, func(p, format string, a ...any) {
+		errs = append(errs, &FieldError{Path: p, Msg: fmt.Sprintf(format, a...)})
+	})
+	return errors.Join(errs...)
+}
+
+// validateSite checks a site's own fields; p is its path, the fields'
+// paths are p.field (or field alone when p is empty).
+func validateSite(p string, s Site, add func(path, format string, a ...any)) {
+	if p != "" {
+		p += "."
+	}
+	if !siteIDRe.MatchString(s.ID) {
+		add(p+"id", "want lower-case letters, digits, '-' or '_' (1-63), got %q", s.ID)
+	}
+	if s.Tenant != "" && (len(s.Tenant) > 200 || strings.IndexFunc(s.Tenant, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 ||
+		!utf8.ValidString(s.Tenant)) {
+		add(p+"tenant", "want 1-200 bytes of printable UTF-8 without spaces, got %q", s.Tenant)
+	}
+	if s.Zone == "" {
+		add(p+"zone", "must be set (grid zone, e.g. DE)")
+	}
+	if !(s.Location.Lat >= -90 && s.Location.Lat <= 90) {
+		add(p+"location.lat", "must be within [-90, 90], got %v", s.Location.Lat)
+	}
+	if !(s.Location.Lon >= -180 && s.Location.Lon <= 180) {
+		add(p+"location.lon", "must be within [-180, 180], got %v", s.Location.Lon)
+	}
+	if s.ITCapacityKW < 0 {
+		add(p+"it_capacity_kw", "must not be negative, got %v", s.ITCapacityKW)
+	} else if math.IsNaN(s.ITCapacityKW) || math.IsInf(s.ITCapacityKW, 0) {
+		add(p+"it_capacity_kw", "want a finite number, got %v", s.ITCapacityKW)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Meters)) {
+		if strings.TrimSpace(s.Meters[k]) == "" {
+			add(p+"meters."+k, "empty selector")
+		}
+	}
+	validateSiteAccounting(p, s, add)
+}
+
+// validateSitesStore checks sites_store and its refresh interval against
+// the storage backend.
+func validateSitesStore(store string, refresh Duration, backend string, add func(path, format string, args ...any)) {
+	switch store {
+	case "", SitesStoreFile:
+	case SitesStoreClickHouse:
+		if backend != "clickhouse" {
+			add("sites_store", "clickhouse needs storage.backend clickhouse (the sites live in its database), got backend %q", backend)
+		}
+	default:
+		add("sites_store", "want file or clickhouse, got %q", store)
+	}
+	if r := refresh.D(); r != 0 && r < time.Second {
+		add("sites_refresh_interval", "must be at least 1s (0 takes the default 10s), got %s", refresh)
+	}
+}
+
+// validateSiteAccounting checks a site's accounting fields; p is the
+// prefix of their paths: the site's path and a dot, or "".
 func validateSiteAccounting(p string, s Site, add func(path, format string, a ...any)) {
 	if s.ITMeterPoint != "" && !slices.Contains(ITMeterPoints, s.ITMeterPoint) {
-		add(p+".it_meter_point", "want one of %s, got %q", strings.Join(ITMeterPoints, ", "), s.ITMeterPoint)
+		add(p+"it_meter_point", "want one of %s, got %q", strings.Join(ITMeterPoints, ", "), s.ITMeterPoint)
 	}
 	if s.WUECategory != 0 && s.WUECategory != 1 && s.WUECategory != 2 {
-		add(p+".wue_category", "want 1 (potable water) or 2 (all water input), got %d", s.WUECategory)
+		add(p+"wue_category", "want 1 (potable water) or 2 (all water input), got %d", s.WUECategory)
 	}
 	if s.PUE != nil {
-		if s.PUE.Value < 1 || s.PUE.Value > 5 {
-			add(p+".pue.value", "want a PUE within [1, 5], got %v", s.PUE.Value)
+		if !(s.PUE.Value >= 1 && s.PUE.Value <= 5) {
+			add(p+"pue.value", "want a PUE within [1, 5], got %v", s.PUE.Value)
 		}
 		if strings.TrimSpace(s.PUE.Basis) == "" {
-			add(p+".pue.basis", "must say where the PUE comes from")
+			add(p+"pue.basis", "must say where the PUE comes from")
 		}
 	}
 	if s.FallbackFactor != nil {
-		validateFactor(p+".fallback_factor", *s.FallbackFactor, add)
+		validateFactor(p+"fallback_factor", *s.FallbackFactor, add)
 	}
 	seenYear := map[string]int{}
 	for j, f := range s.ResidualMix {
-		fp := fmt.Sprintf("%s.residual_mix[%d]", p, j)
+		fp := fmt.Sprintf("%sresidual_mix[%d]", p, j)
 		validateFactor(fp, f, add)
 		key := fmt.Sprintf("%s/%d", f.Zone, f.Year)
 		if k, dup := seenYear[key]; dup {
-			add(fp, "duplicate of %s.residual_mix[%d] (same zone and year)", p, k)
+			add(fp, "duplicate of %sresidual_mix[%d] (same zone and year)", p, k)
 		} else {
 			seenYear[key] = j
 		}
@@ -749,11 +825,11 @@ func validateSiteAccounting(p string, s Site, add func(path, format string, a ..
 	ids := map[string]int{}
 	certs := map[string]string{}
 	for j, in := range s.Instruments {
-		ip := fmt.Sprintf("%s.instruments[%d]", p, j)
+		ip := fmt.Sprintf("%sinstruments[%d]", p, j)
 		if strings.TrimSpace(in.ID) == "" {
 			add(ip+".id", "must be set")
 		} else if k, dup := ids[in.ID]; dup {
-			add(ip+".id", "duplicate of %s.instruments[%d].id %q", p, k, in.ID)
+			add(ip+".id", "duplicate of %sinstruments[%d].id %q", p, k, in.ID)
 		} else {
 			ids[in.ID] = j
 		}
@@ -768,10 +844,10 @@ func validateSiteAccounting(p string, s Site, add func(path, format string, a ..
 		} else if !in.From.IsZero() && !in.To.After(in.From) {
 			add(ip+".to", "must be after from")
 		}
-		if in.EnergyMWh <= 0 {
+		if !(in.EnergyMWh > 0) || math.IsInf(in.EnergyMWh, 1) {
 			add(ip+".energy_mwh", "must be positive, got %v", in.EnergyMWh)
 		}
-		if in.FactorGPerKWh < 0 {
+		if !(in.FactorGPerKWh >= 0) || math.IsInf(in.FactorGPerKWh, 1) {
 			add(ip+".factor_g_per_kwh", "must not be negative, got %v", in.FactorGPerKWh)
 		}
 		if (in.Type == "GO" || in.Type == "PPA_physical" || in.Type == "PPA_virtual") && len(in.CertIDs) == 0 {
@@ -790,7 +866,7 @@ func validateSiteAccounting(p string, s Site, add func(path, format string, a ..
 }
 
 func validateFactor(p string, f EmissionFactor, add func(path, format string, a ...any)) {
-	if f.GPerKWh < 0 || f.GPerKWh > 2000 {
+	if !(f.GPerKWh >= 0 && f.GPerKWh <= 2000) {
 		add(p+".g_per_kwh", "want gCO2e/kWh within [0, 2000], got %v", f.GPerKWh)
 	}
 	if strings.TrimSpace(f.Source) == "" {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -347,5 +348,46 @@ func TestValidateAuthStore(t *testing.T) {
 				t.Errorf("%d problems reported, want %d: %v", n, len(tc.want), err)
 			}
 		})
+	}
+}
+
+// Site.Validate names fields under its path (bare with ""), and
+// sites_store clickhouse needs the ClickHouse backend.
+func TestSiteValidateAndSitesStore(t *testing.T) {
+	s := Site{ID: "Bad", Location: Location{Lat: math.NaN()}, PUE: &SitePUE{Value: 1.2}}
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"", []string{"id: want lower-case", "zone: must be set", "location.lat: must be within", "pue.basis: must say"}},
+		{"sites[4]", []string{"sites[4].id: want", "sites[4].zone: must be set", "sites[4].location.lat", "sites[4].pue.basis"}},
+	} {
+		err := s.Validate(tc.path)
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("Validate(%q): %v lacks %q", tc.path, err, w)
+			}
+		}
+	}
+	if err := (Site{ID: "ok", Zone: "DE"}).Validate(""); err != nil {
+		t.Errorf("a valid site: %v", err)
+	}
+	for _, tc := range []struct {
+		store, backend string
+		refresh        Duration
+		want           string
+	}{
+		{"clickhouse", "tsdb", 0, "sites_store: clickhouse needs storage.backend clickhouse"},
+		{"sql", "tsdb", 0, `sites_store: want file or clickhouse, got "sql"`},
+		{"file", "tsdb", Duration(time.Millisecond), "sites_refresh_interval: must be at least 1s"},
+	} {
+		c := Default()
+		c.SitesStore, c.Storage.Backend, c.SitesRefreshInterval = tc.store, tc.backend, tc.refresh
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc, err, tc.want)
+		}
+	}
+	if c := Default(); c.SitesStore != SitesStoreFile || c.SitesRefresh() != 10*time.Second {
+		t.Errorf("defaults: %q %v", c.SitesStore, c.SitesRefresh())
 	}
 }
