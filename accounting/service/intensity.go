@@ -63,8 +63,18 @@ type IntensityOptions struct {
 	// every tenant of Tenants, for reads through the query API (the web
 	// server merges it with the store); nil keeps forecasts for Forecast only.
 	Forecasts *forecast.Overlay
-	Clock     providers.Clock
-	Logger    *slog.Logger
+	// Sites, when set, makes the zones follow the sites in force: Sources
+	// are then BuildSources(Carbon, Sites(), ...)'s, one per provider of
+	// Carbon in its order. At start and every Interval the service reads
+	// Sites; when their zones changed, each provider without zones of its
+	// own is given the sites' zones now (keeping its client, caches and
+	// rate limiter; WattTime's is built again for new zones), a new zone is
+	// fetched from its History on and a zone no site has any more is no
+	// longer fetched. Nil: the zones of Sources, for good.
+	Sites  func() []config.Site
+	Carbon config.Carbon
+	Clock  providers.Clock
+	Logger *slog.Logger
 }
 
 // IntensityService keeps the grid carbon intensity of the configured zones
@@ -84,7 +94,14 @@ type IntensityService struct {
 	log *slog.Logger
 
 	mu        sync.Mutex
+	sources   []Source                     // in force; entries replaced by follow
 	forecasts map[string][]providers.Point // provider/zone
+
+	// zonesKey is the sites' zones the sources were last made to follow
+	// (siteZonesKey), once followed is set; only the goroutine of follow
+	// touches them.
+	zonesKey string
+	followed bool
 }
 
 // NewIntensityService checks the options and fills in defaults.
@@ -113,18 +130,51 @@ func NewIntensityService(o IntensityOptions) (*IntensityService, error) {
 	if o.Tenants == nil {
 		o.Tenants = func(string) []string { return []string{""} }
 	}
-	s := &IntensityService{o: o, log: o.Logger, forecasts: map[string][]providers.Point{}}
+	if o.Sites != nil && len(o.Sources) != len(o.Carbon.Providers) {
+		return nil, fmt.Errorf("intensity service: %d sources for %d providers: with Sites, Sources must be BuildSources(Carbon, ...)'s", len(o.Sources), len(o.Carbon.Providers))
+	}
+	s := &IntensityService{o: o, log: o.Logger, sources: slices.Clone(o.Sources), forecasts: map[string][]providers.Point{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
 }
 
+// pollers are the running poll goroutines, by source index and zone.
+type pollers struct {
+	ctx     context.Context
+	wg      *sync.WaitGroup
+	running map[pollerKey]context.CancelFunc
+}
+
+type pollerKey struct {
+	source int
+	zone   string
+}
+
+func (s *IntensityService) startPoller(ps *pollers, i int, zone string) {
+	k := pollerKey{i, zone}
+	if _, ok := ps.running[k]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(ps.ctx)
+	ps.running[k] = cancel
+	ps.wg.Go(func() { s.poll(ctx, i, zone) })
+}
+
 // Run writes the files and polls every provider until ctx ends; it returns
-// nil then. One provider's failures never stop the others.
+// nil then. One provider's failures never stop the others. With
+// IntensityOptions.Sites, the zones polled follow the sites.
 func (s *IntensityService) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, src := range s.o.Sources {
+	ps := &pollers{ctx: ctx, wg: &wg, running: map[pollerKey]context.CancelFunc{}}
+	if s.o.Sites != nil {
+		s.follow(ps) // the sites may have changed since Sources were built
+	}
+	s.mu.Lock()
+	srcs := slices.Clone(s.sources)
+	s.mu.Unlock()
+	for i, src := range srcs {
 		if src.Points != nil {
 			if err := s.write(ctx, src.Provider.Name(), src.Points); err != nil {
 				s.log.Error("storing carbon-intensity file", "provider", src.Provider.Name(), "err", err)
@@ -132,11 +182,106 @@ func (s *IntensityService) Run(ctx context.Context) error {
 			continue
 		}
 		for _, zone := range src.Zones {
-			wg.Go(func() { s.poll(ctx, src, zone) })
+			s.startPoller(ps, i, zone)
 		}
+	}
+	if s.o.Sites != nil {
+		wg.Go(func() {
+			for s.o.Clock.Sleep(ctx, s.o.Interval) == nil {
+				s.follow(ps)
+			}
+		})
 	}
 	wg.Wait()
 	return nil
+}
+
+// siteZonesKey identifies what the sources' zones depend on: each zone of
+// the sites, and whether one of its sites has a location (WattTime looks a
+// zone's region up by location).
+func siteZonesKey(sites []config.Site) string {
+	var keys []string
+	for _, st := range sites {
+		if st.Zone == "" {
+			continue
+		}
+		keys = append(keys, st.Zone)
+		if st.Location != (config.Location{}) {
+			keys = append(keys, st.Zone+"@")
+		}
+	}
+	slices.Sort(keys)
+	return strings.Join(slices.Compact(keys), "\n")
+}
+
+// follow makes the sources follow the zones of the sites in force, when
+// these changed since the last call: it starts polling the new zones and
+// stops polling those gone. A provider that cannot follow keeps its zones,
+// and the next call tries again.
+func (s *IntensityService) follow(ps *pollers) {
+	sites := s.o.Sites()
+	key := siteZonesKey(sites)
+	if s.followed && key == s.zonesKey {
+		return
+	}
+	s.mu.Lock()
+	cur := slices.Clone(s.sources)
+	s.mu.Unlock()
+	next, rebuilt, err := followSites(s.o.Carbon, cur, sites, s.o.Clock, s.log)
+	if err != nil {
+		s.log.Warn("carbon-intensity zones do not follow the sites yet; tried again in an interval", "retry_in", s.o.Interval, "err", err)
+	} else {
+		s.zonesKey, s.followed = key, true
+	}
+	for i := range next {
+		added, removed := zoneDiff(cur[i].Zones, next[i].Zones)
+		if len(added) == 0 && len(removed) == 0 && !rebuilt[i] {
+			continue
+		}
+		name := next[i].Provider.Name()
+		// Stopped first, so that a poller still running stores no forecast
+		// of its zone after it was dropped (see poll).
+		for _, z := range removed {
+			k := pollerKey{i, z}
+			if cancel, ok := ps.running[k]; ok {
+				cancel()
+				delete(ps.running, k)
+			}
+		}
+		s.mu.Lock()
+		s.sources[i] = next[i]
+		for _, z := range removed {
+			delete(s.forecasts, name+"/"+z)
+		}
+		s.mu.Unlock()
+		for _, z := range added {
+			s.startPoller(ps, i, z)
+		}
+		s.log.Info("carbon-intensity zones follow the sites", "provider", name, "zones", next[i].Zones,
+			"added", added, "removed", removed, "new_client", rebuilt[i])
+	}
+}
+
+// zoneDiff returns the zones of next not in cur, and those of cur not in next.
+func zoneDiff(cur, next []string) (added, removed []string) {
+	for _, z := range next {
+		if !slices.Contains(cur, z) {
+			added = append(added, z)
+		}
+	}
+	for _, z := range cur {
+		if !slices.Contains(next, z) {
+			removed = append(removed, z)
+		}
+	}
+	return added, removed
+}
+
+// source returns the i-th source in force.
+func (s *IntensityService) source(i int) Source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sources[i]
 }
 
 // Forecast returns the latest forecast fetched for zone, as the provider
@@ -144,7 +289,7 @@ func (s *IntensityService) Run(ctx context.Context) error {
 func (s *IntensityService) Forecast(zone string) []providers.Point {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, src := range s.o.Sources {
+	for _, src := range s.sources {
 		if f := s.forecasts[src.Provider.Name()+"/"+zone]; len(f) > 0 {
 			return slices.Clone(f)
 		}
@@ -152,9 +297,10 @@ func (s *IntensityService) Forecast(zone string) []providers.Point {
 	return nil
 }
 
-// poll fetches one zone of one provider: history first, then every Interval.
-func (s *IntensityService) poll(ctx context.Context, src Source, zone string) {
-	name := src.Provider.Name()
+// poll fetches one zone of the i-th source: history first, then every
+// Interval, each time through the source's provider in force then.
+func (s *IntensityService) poll(ctx context.Context, i int, zone string) {
+	name := s.source(i).Provider.Name()
 	log := s.log.With("provider", name, "zone", zone)
 	var (
 		historyDone bool
@@ -164,6 +310,7 @@ func (s *IntensityService) poll(ctx context.Context, src Source, zone string) {
 		archive     = forecastArchive{}
 	)
 	for {
+		src := s.source(i)
 		now := s.o.Clock.Now()
 		s.archiveDue(ctx, log, name, zone, archive, now)
 		from := now.Add(-s.o.History)
@@ -198,7 +345,9 @@ func (s *IntensityService) poll(ctx context.Context, src Source, zone string) {
 				err = ferr
 			default:
 				s.mu.Lock()
-				s.forecasts[name+"/"+zone] = f
+				if ctx.Err() == nil { // a zone dropped by follow keeps no forecast
+					s.forecasts[name+"/"+zone] = f
+				}
 				s.mu.Unlock()
 				archive.add(now, f, src.Signal)
 				s.publish(name, zone, src.Signal, now, f)
@@ -411,12 +560,7 @@ func BuildSources(c config.Carbon, sites []config.Site, clock providers.Clock, l
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var siteZones []string
-	for _, s := range sites {
-		if s.Zone != "" && !slices.Contains(siteZones, s.Zone) {
-			siteZones = append(siteZones, s.Zone)
-		}
-	}
+	siteZones := zonesOf(sites)
 	var out []Source
 	var errs []error
 	for i, pc := range c.Providers {
@@ -429,6 +573,62 @@ func BuildSources(c config.Carbon, sites []config.Site, clock providers.Clock, l
 		out = append(out, src)
 	}
 	return out, errors.Join(errs...)
+}
+
+// zonesOf returns the zones of sites, in the sites' order.
+func zonesOf(sites []config.Site) []string {
+	var zones []string
+	for _, s := range sites {
+		if s.Zone != "" && !slices.Contains(zones, s.Zone) {
+			zones = append(zones, s.Zone)
+		}
+	}
+	return zones
+}
+
+// zonesFollowSites reports whether pc is asked for the sites' zones: it
+// names no zone of its own and is neither a file nor ukgrid (GB only).
+func zonesFollowSites(pc config.CarbonProvider) bool {
+	return pc.Type != "csv" && pc.Type != "ukgrid" && len(pc.ProviderZones()) == 0
+}
+
+// followSites returns cur, the sources BuildSources made for c, with the
+// zones of sites: each provider asked for the sites' zones gets those of
+// sites now, and keeps its client, with its caches and rate limiter. Only a
+// WattTime provider whose zones change is built again, for the locations of
+// the new zones (it looks their regions up by location). A provider that
+// cannot be built again keeps its zones and client, and the error names it;
+// the others follow all the same. rebuilt says which were built again; cur
+// is not modified.
+func followSites(c config.Carbon, cur []Source, sites []config.Site, clock providers.Clock, log *slog.Logger) (out []Source, rebuilt []bool, err error) {
+	if len(cur) != len(c.Providers) {
+		return cur, make([]bool, len(cur)), fmt.Errorf("%d sources for %d carbon.providers: not BuildSources' for this configuration", len(cur), len(c.Providers))
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	zones := zonesOf(sites)
+	out = slices.Clone(cur)
+	rebuilt = make([]bool, len(cur))
+	var errs []error
+	for i, pc := range c.Providers {
+		if !zonesFollowSites(pc) {
+			continue
+		}
+		if pc.Type != "watttime" {
+			out[i].Zones = slices.Clone(zones)
+			continue
+		}
+		src, err := buildSource(pc, sites, zones, clock, log.With("provider", pc.Type))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("carbon.providers[%d] (%s): %w", i, pc.Type, err))
+			continue
+		}
+		if added, removed := zoneDiff(cur[i].Zones, src.Zones); len(added)+len(removed) > 0 {
+			out[i], rebuilt[i] = src, true
+		}
+	}
+	return out, rebuilt, errors.Join(errs...)
 }
 
 func buildSource(pc config.CarbonProvider, sites []config.Site, siteZones []string, clock providers.Clock, log *slog.Logger) (Source, error) {

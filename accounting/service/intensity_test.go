@@ -434,3 +434,345 @@ func TestForecastArchive(t *testing.T) {
 		t.Errorf("archive not emptied: %v", a)
 	}
 }
+
+// stepClock is a clock that moves only when the test advances it: Sleep
+// blocks until then (or until its context ends).
+type stepClock struct {
+	mu       sync.Mutex
+	now      time.Time
+	sleepers map[*sleeper]bool
+}
+
+type sleeper struct {
+	ctx   context.Context
+	until time.Time
+	wake  chan struct{}
+}
+
+func newStepClock(now time.Time) *stepClock {
+	return &stepClock{now: now, sleepers: map[*sleeper]bool{}}
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	s := &sleeper{ctx: ctx, until: c.now.Add(d), wake: make(chan struct{})}
+	c.sleepers[s] = true
+	c.mu.Unlock()
+	select {
+	case <-s.wake:
+		return nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.sleepers, s)
+		c.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// advance moves the clock by d and wakes the sleepers due.
+func (c *stepClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for s := range c.sleepers {
+		if !s.until.After(c.now) {
+			close(s.wake)
+			delete(c.sleepers, s)
+		}
+	}
+}
+
+// waitSleeping waits until n goroutines whose context is live sleep and
+// cond holds, for at most 10 s.
+func (c *stepClock) waitSleeping(t *testing.T, what string, n int, cond func() bool) {
+	t.Helper()
+	live := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		k := 0
+		for s := range c.sleepers {
+			if s.ctx.Err() == nil {
+				k++
+			}
+		}
+		return k
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for live() != n || !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d goroutines asleep (want %d), condition %v after 10 s", what, live(), n, cond())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// zoneProvider answers hourly values per zone and records each call.
+type zoneProvider struct {
+	mu    sync.Mutex
+	calls []string // "zone from"
+}
+
+func zoneValue(zone string, t time.Time) float64 {
+	return float64(len(zone)*1000+int(zone[0])) + float64(t.Unix()/3600%100)
+}
+
+func (p *zoneProvider) Name() string { return "electricitymaps" }
+
+func (p *zoneProvider) Intensity(_ context.Context, zone string, from, to time.Time, sig providers.Signal) ([]providers.Point, error) {
+	p.mu.Lock()
+	p.calls = append(p.calls, zone+" "+from.UTC().Format(time.RFC3339))
+	p.mu.Unlock()
+	var out []providers.Point
+	for t := from.Truncate(time.Hour); t.Before(to); t = t.Add(time.Hour) {
+		if !t.Before(from) {
+			out = append(out, providers.Point{Zone: zone, Time: t, Duration: time.Hour, Intensity: carbon.Intensity(zoneValue(zone, t)), Kind: providers.Actual, Signal: sig})
+		}
+	}
+	return out, nil
+}
+
+func (p *zoneProvider) Forecast(_ context.Context, zone string, from, _ time.Time, sig providers.Signal) ([]providers.Point, error) {
+	return []providers.Point{{Zone: zone, Time: from.Truncate(time.Hour).Add(time.Hour), Intensity: 77, Kind: providers.Forecast, Signal: sig}}, nil
+}
+
+func (p *zoneProvider) Latest(context.Context, string, providers.Signal) (providers.Point, error) {
+	return providers.Point{}, providers.ErrUnsupported
+}
+
+// callsOf returns the calls for zone.
+func (p *zoneProvider) callsOf(zone string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, c := range p.calls {
+		if strings.HasPrefix(c, zone+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// With Sites, the zones follow the sites in force: a site added in a new
+// zone between two polls gets the zone's history at the next one, without a
+// restart, through the same provider client; a zone no site has any more is
+// no longer fetched.
+func TestIntensityZonesFollowSites(t *testing.T) {
+	st := servicetest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := servicetest.Now.Add(-time.Hour) // the store's writer refuses samples after servicetest.Now
+	clock := newStepClock(start)
+	prov := &zoneProvider{}
+	de, nl := config.Site{ID: "fra1", Zone: "DE"}, config.Site{ID: "ams1", Zone: "NL"}
+	var sitesMu sync.Mutex
+	inForce := []config.Site{de}
+	setSites := func(s ...config.Site) {
+		sitesMu.Lock()
+		inForce = s
+		sitesMu.Unlock()
+	}
+	var logs lockedBuffer
+	const interval = 15 * time.Minute
+	svc, err := NewIntensityService(IntensityOptions{
+		Sources: []Source{{Provider: prov, Zones: []string{"DE"}, Signal: providers.Average}},
+		Carbon:  config.Carbon{Providers: []config.CarbonProvider{{Type: "electricitymaps"}}},
+		Sites: func() []config.Site {
+			sitesMu.Lock()
+			defer sitesMu.Unlock()
+			return inForce
+		},
+		Writer: st.Writer, Backfill: st.Backfill, Window: 72 * time.Hour, History: 24 * time.Hour, Interval: interval,
+		Tenants: func(string) []string { return []string{"acme"} },
+		Clock:   clock, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	calls := func(zone string) func() bool { return func() bool { return len(prov.callsOf(zone)) > 0 } }
+
+	// DE polled, and the zones checked: two goroutines asleep.
+	clock.waitSleeping(t, "start", 2, calls("DE"))
+	if got := prov.callsOf("NL"); len(got) != 0 {
+		t.Fatalf("NL fetched before any site is there: %v", got)
+	}
+	// A site in NL comes between two polls: fetched from its history on at
+	// the next, with the DE poll going on.
+	setSites(de, nl)
+	clock.advance(interval)
+	clock.waitSleeping(t, "NL added", 3, calls("NL"))
+	now := start.Add(interval)
+	if got, want := prov.callsOf("NL"), []string{"NL " + now.Add(-24*time.Hour).UTC().Format(time.RFC3339)}; !slices.Equal(got, want) {
+		t.Errorf("NL calls %v, want the history %v", got, want)
+	}
+	if n := len(prov.callsOf("DE")); n != 2 {
+		t.Errorf("%d DE calls, want 2 (history, then the recent hours)", n)
+	}
+	if l := logs.String(); !strings.Contains(l, "carbon-intensity zones follow the sites") || !strings.Contains(l, "added=[NL]") ||
+		!strings.Contains(l, "new_client=false") {
+		t.Errorf("no log of the change:\n%s", l)
+	}
+	a := New(Options{Store: st.DB, Sites: []config.Site{nl}, MultiTenant: true})
+	from := now.Add(-24 * time.Hour).Truncate(time.Hour).Add(time.Hour)
+	s, provs, err := a.Intensity(context.Background(), a.QueryableFor("acme"), "NL", from, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int(now.Sub(from)/time.Hour) + 1; len(s.Points) != want || !slices.Equal(provs, []string{"electricitymaps"}) {
+		t.Fatalf("NL: %d hours from %v, want %d", len(s.Points), provs, want)
+	}
+	for _, p := range s.Points {
+		if float64(p.LCA) != zoneValue("NL", p.Time) {
+			t.Fatalf("NL at %s: %v, want %v", p.Time, p.LCA, zoneValue("NL", p.Time))
+		}
+	}
+	if f := svc.Forecast("NL"); len(f) != 1 || f[0].Intensity != 77 {
+		t.Errorf("Forecast(NL) = %+v", f)
+	}
+
+	// The DE site goes: DE is no longer fetched, nor its forecast kept.
+	setSites(nl)
+	clock.advance(interval)
+	clock.waitSleeping(t, "DE removed", 2, func() bool { return strings.Contains(logs.String(), "removed=[DE]") })
+	deCalls := len(prov.callsOf("DE"))
+	nlCalls := len(prov.callsOf("NL"))
+	clock.advance(interval)
+	clock.waitSleeping(t, "after DE removed", 2, func() bool { return len(prov.callsOf("NL")) > nlCalls })
+	if n := len(prov.callsOf("DE")); n != deCalls {
+		t.Errorf("DE fetched %d times after its site went", n-deCalls)
+	}
+	if f := svc.Forecast("DE"); f != nil {
+		t.Errorf("Forecast(DE) after its site went: %+v", f)
+	}
+	// The same sites again: nothing changes, nothing is logged.
+	before := strings.Count(logs.String(), "zones follow the sites")
+	clock.advance(interval)
+	clock.waitSleeping(t, "unchanged", 2, func() bool { return len(prov.callsOf("NL")) > nlCalls+1 })
+	if after := strings.Count(logs.String(), "zones follow the sites"); after != before {
+		t.Errorf("%d changes logged with the sites unchanged", after-before)
+	}
+	// No site left: nothing is polled, the zones are still checked.
+	setSites()
+	clock.advance(interval)
+	clock.waitSleeping(t, "no site", 1, func() bool { return strings.Contains(logs.String(), "removed=[NL]") })
+}
+
+// followSites gives the sites' zones to the providers without zones of
+// their own, keeping their clients; WattTime is built again for a new
+// located zone; one that cannot be built keeps its zones, the others follow.
+func TestFollowSites(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "de.csv")
+	if err := os.WriteFile(csv, []byte("zone,timestamp,g_per_kwh\nDE,2025-06-10T00:00:00Z,300\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GL_TEST_WT_PW", "pw")
+	c := config.Carbon{Providers: []config.CarbonProvider{
+		{Type: "csv", Path: csv},
+		{Type: "electricitymaps", TokenFile: tok},
+		{Type: "ukgrid"},
+		{Type: "static", Zone: "PL"},
+		{Type: "entsoe", TokenFile: tok, Zones: []string{"FR"}},
+		{Type: "watttime", Username: "u", PasswordEnv: "GL_TEST_WT_PW", BaseURL: "http://127.0.0.1:1"},
+	}}
+	loc := func(lat, lon float64) config.Location { return config.Location{Lat: lat, Lon: lon} }
+	start := []config.Site{{ID: "a", Zone: "DE", Location: loc(50.1, 8.7)}}
+	cur, err := BuildSources(c, start, providers.SystemClock{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := func(srcs []Source) []string {
+		var out []string
+		for _, s := range srcs {
+			out = append(out, strings.Join(s.Zones, ","))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		sites   []config.Site
+		zones   []string
+		rebuilt []bool
+		err     string
+	}{
+		{"unchanged", start, []string{"", "DE", "GB", "PL", "FR", "DE"}, []bool{false, false, false, false, false, false}, ""},
+		{"new zone with a location", append(slices.Clone(start), config.Site{ID: "b", Zone: "NL", Location: loc(52.4, 4.9)}),
+			[]string{"", "DE,NL", "GB", "PL", "FR", "DE,NL"}, []bool{false, false, false, false, false, true}, ""},
+		{"new zone without a location", append(slices.Clone(start), config.Site{ID: "b", Zone: "NL"}),
+			[]string{"", "DE,NL", "GB", "PL", "FR", "DE"}, []bool{false, false, false, false, false, false}, ""},
+		{"no located site: WattTime keeps its zones", []config.Site{{ID: "b", Zone: "NL"}},
+			[]string{"", "NL", "GB", "PL", "FR", "DE"}, []bool{false, false, false, false, false, false},
+			"carbon.providers[5] (watttime): zone: must name the WattTime region"},
+		{"no site", nil, []string{"", "", "GB", "PL", "FR", "DE"}, []bool{false, false, false, false, false, false},
+			"carbon.providers[5] (watttime)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, rebuilt, err := followSites(c, cur, tc.sites, providers.SystemClock{}, nil)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("err %v, want %q", err, tc.err)
+			}
+			if got := zones(out); !slices.Equal(got, tc.zones) {
+				t.Errorf("zones %q, want %q", got, tc.zones)
+			}
+			if !slices.Equal(rebuilt, tc.rebuilt) {
+				t.Errorf("rebuilt %v, want %v", rebuilt, tc.rebuilt)
+			}
+			for i := range out {
+				if same := out[i].Provider == cur[i].Provider; same == tc.rebuilt[i] {
+					t.Errorf("source %d (%s): same client %v, rebuilt %v", i, out[i].Provider.Name(), same, tc.rebuilt[i])
+				}
+			}
+			if out[0].Points == nil || len(out[0].Points) != 1 {
+				t.Errorf("the csv source lost its points: %+v", out[0])
+			}
+		})
+	}
+	if got := zones(cur); !slices.Equal(got, []string{"", "DE", "GB", "PL", "FR", "DE"}) {
+		t.Errorf("followSites modified cur: %q", got)
+	}
+	if _, _, err := followSites(c, cur[:2], start, providers.SystemClock{}, nil); err == nil {
+		t.Error("sources not aligned with the providers: no error")
+	}
+	if _, err := NewIntensityService(IntensityOptions{Writer: servicetest.New(t).Writer, Sources: cur[:2], Carbon: c,
+		Sites: func() []config.Site { return start }}); err == nil {
+		t.Error("NewIntensityService took sources not aligned with carbon.providers")
+	}
+}

@@ -206,11 +206,9 @@ func newForecastOverlay(cfg config.Server, reg prometheus.Registerer, log *slog.
 func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg config.Server, store ingest.Store,
 	writer, backfill *ingest.Writer, siteSource func() []config.Site, forecasts *forecast.Overlay) (stop func(), err error) {
 	start := time.Now()
-	// The carbon-intensity zones are those of the sites in force at start:
-	// a site added later in a new zone gets its intensity from the next
-	// start on (the providers are built for the zones).
-	sites := siteSource()
-	sources, err := service.BuildSources(cfg.Carbon, sites, providers.SystemClock{}, log.With("component", "carbon"))
+	// The providers are built for the zones of the sites in force now; the
+	// intensity service then makes them follow the sites (IntensityOptions.Sites).
+	sources, err := service.BuildSources(cfg.Carbon, siteSource(), providers.SystemClock{}, log.With("component", "carbon"))
 	if err != nil {
 		return nil, fmt.Errorf("carbon-intensity providers:\n%w", err)
 	}
@@ -265,8 +263,11 @@ func startAccounting(ctx context.Context, srv *web.Server, log *slog.Logger, cfg
 			return ts
 		}
 	}
+	// The zones follow the sites in force, checked every carbon.interval: a
+	// site added later in a new zone gets that zone's intensity without a
+	// restart.
 	svc, err := service.NewIntensityService(service.IntensityOptions{
-		Sources: sources, Writer: writer, Backfill: bf, Window: window,
+		Sources: sources, Sites: siteSource, Carbon: cfg.Carbon, Writer: writer, Backfill: bf, Window: window,
 		Tenants: tenants,
 		History: min(cfg.Carbon.History.D(), retention-time.Hour), Interval: cfg.Carbon.Interval.D(),
 		ForecastHorizon: cfg.Carbon.ForecastHorizon.D(), Forecasts: forecasts, Logger: log.With("component", "carbon"),
