@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/greenloop/greenloop/ingest"
 	"github.com/greenloop/greenloop/internal/sample"
+	"github.com/greenloop/greenloop/web/fastrate"
 )
 
 // A range query split into shards run in parallel must give exactly what one
@@ -71,6 +73,47 @@ func TestRangeShardsMatchOneQuery(t *testing.T) {
 	}
 }
 
+// TestShareBalance: from the measured times of a reader that reads for R
+// and evaluates its fraction of e, and of workers that evaluate the rest,
+// the share converges to where both end together, whatever it starts at.
+func TestShareBalance(t *testing.T) {
+	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+	for _, tc := range []struct {
+		name     string
+		n        int
+		read, e  float64 // ms
+		start    float64
+		want     float64 // the balancing share of an equal share
+		wantLast [][2]int64
+	}{
+		{"reading costs most of an evaluation", 2, 600, 640, 0.6, 40.0 / 640, [][2]int64{{0, 1395}, {1395, 1440}}},
+		{"reading costs more than evaluating", 2, 900, 500, 0.6, 0, [][2]int64{{0, 1439}, {1439, 1440}}},
+		{"reading is free", 2, 0, 500, 0.2, 1, [][2]int64{{0, 721}, {721, 1440}}}, // the share nears 1 from below
+		{"three shards", 3, 100, 900, 0.6, (900.0 - 200) / 900, [][2]int64{{0, 534}, {534, 1067}, {1067, 1440}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &shareBalance{r: tc.start}
+			for range 30 {
+				r := b.share()
+				f := r / float64(tc.n)
+				b.observe(tc.n, r, fastrate.ShardTimes{Reader: ms(tc.read + f*tc.e), Workers: ms((1 - f) * tc.e / float64(tc.n-1))})
+			}
+			if got := b.share(); math.Abs(got-tc.want) > 1e-3 {
+				t.Errorf("share %v, want %v", got, tc.want)
+			}
+			if got := fastShards(1440, tc.n, b.share()); fmt.Sprint(got) != fmt.Sprint(tc.wantLast) {
+				t.Errorf("shards %v, want %v", got, tc.wantLast)
+			}
+			// Too little work to learn from: no change.
+			before := b.share()
+			b.observe(tc.n, before, fastrate.ShardTimes{Reader: ms(5), Workers: ms(1)})
+			if b.share() != before {
+				t.Errorf("a 6 ms query moved the share from %v to %v", before, b.share())
+			}
+		})
+	}
+}
+
 func TestFastShards(t *testing.T) {
 	for _, tc := range []struct {
 		steps int64
@@ -84,7 +127,7 @@ func TestFastShards(t *testing.T) {
 		{2, 2, [][2]int64{{0, 1}, {1, 2}}},
 		{7, 4, [][2]int64{{0, 2}, {2, 4}, {4, 6}, {6, 7}}},
 	} {
-		got := fastShards(tc.steps, tc.n)
+		got := fastShards(tc.steps, tc.n, 0.6)
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("fastShards(%d, %d) = %v, want %v", tc.steps, tc.n, got, tc.want)
 		}

@@ -163,6 +163,8 @@ type Server struct {
 	rejectLog logThrottle
 	// cache keeps range-query answers over settled time; nil when off.
 	cache *resultsCache
+	// balance sizes the reading goroutine's shard of one-pass queries.
+	balance *shareBalance
 	// fastQueries counts range queries by evaluation path (package fastrate).
 	fastQueries *prometheus.CounterVec
 	// openAPIDoc is the served OpenAPI document once other packages added
@@ -223,7 +225,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	if opts.BuildInfo.GoVersion == "" {
 		opts.BuildInfo.GoVersion = goVersion()
 	}
-	s := &Server{deps: deps, opts: opts, log: deps.Logger, reg: deps.Registry, now: deps.Clock, parser: deps.Parser,
+	s := &Server{deps: deps, opts: opts, log: deps.Logger, reg: deps.Registry, now: deps.Clock, parser: deps.Parser, balance: &shareBalance{r: initialShare},
 		routes: map[string]routeInfo{}, public: map[string]bool{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

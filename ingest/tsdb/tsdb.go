@@ -74,6 +74,9 @@ func Open(dir string, o Options) (*Store, error) {
 	// Blocks written by a backfill are served once the TSDB reloads its
 	// directory; the library's minute is long for an officer waiting on an import.
 	opts.BlockReloadInterval = 2 * time.Second
+	// Series of blocks on disk are read with a faster symbol lookup (symbols.go).
+	opts.BlockChunkQuerierFunc = blockChunkQuerier
+	opts.BlockQuerierFunc = blockQuerier
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

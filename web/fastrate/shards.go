@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,21 @@ type shardItem struct {
 // each series' chunks on to one goroutine per other shard, which decodes
 // the chunks it needs. Otherwise each shard runs Eval on its own.
 func (p *Plan) EvalShards(ctx context.Context, q storage.Queryable, start time.Time, step time.Duration, shards [][2]int64) ([]promql.Matrix, error) {
+	return p.EvalShardsTimed(ctx, q, start, step, shards, nil)
+}
+
+// ShardTimes is how long the goroutines of EvalShardsTimed worked (time
+// spent waiting on each other left out): Reader is the goroutine that reads
+// the series and evaluates the last shard, Workers the slowest of the
+// others. Both are zero when the shards were not read once (no chunks).
+type ShardTimes struct {
+	Reader, Workers time.Duration
+}
+
+// EvalShardsTimed is EvalShards, also reporting into st (when not nil) how
+// the work was shared, so that the caller can size the last shard: the
+// reading goroutine's share should end when the others' do.
+func (p *Plan) EvalShardsTimed(ctx context.Context, q storage.Queryable, start time.Time, step time.Duration, shards [][2]int64, st *ShardTimes) ([]promql.Matrix, error) {
 	stepMs := step.Milliseconds()
 	if stepMs <= 0 || len(shards) == 0 {
 		return nil, fmt.Errorf("fastrate: bad shards %v step %d", shards, stepMs)
@@ -53,7 +69,7 @@ func (p *Plan) EvalShards(ctx context.Context, q storage.Queryable, start time.T
 			mint: from - p.rng + 1, maxt: startMs + (r[1]-1)*stepMs}
 	}
 	if cq, ok := q.(storage.ChunkQueryable); ok && len(shards) > 1 {
-		ms, err := p.evalShardedChunks(ctx, cq, evs)
+		ms, err := p.evalShardedChunks(ctx, cq, evs, st)
 		if !errors.Is(err, errOverlap) {
 			return ms, err
 		}
@@ -91,7 +107,8 @@ func firstError(errs []error) error {
 // evalShardedChunks reads the series once through cq's chunks and
 // evaluates the shards of evs in parallel; errOverlap when some series'
 // chunks overlap.
-func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable, evs []*evaluator) ([]promql.Matrix, error) {
+func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable, evs []*evaluator, st *ShardTimes) ([]promql.Matrix, error) {
+	began := time.Now()
 	last := evs[len(evs)-1]
 	mint, maxt := evs[0].mint, last.maxt
 	qr, err := cq.ChunkQuerier(mint, maxt)
@@ -119,6 +136,7 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 	}
 	errs := make([]error, len(evs))
 	feeds := make([]chan []shardItem, len(evs)-1)
+	busy := make([]time.Duration, len(feeds)) // each worker's time on batches
 	var wg sync.WaitGroup
 	for i := range feeds {
 		feeds[i] = make(chan []shardItem, 4)
@@ -128,6 +146,7 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 				if errs[i] != nil {
 					continue // drain
 				}
+				t0 := time.Now()
 				for k := range batch {
 					it := &batch[k]
 					var gk *groupKey
@@ -140,9 +159,11 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 						break
 					}
 				}
+				busy[i] += time.Since(t0)
 			}
 		})
 	}
+	var blocked time.Duration // the reader's wait for a full feed
 	own := len(evs) - 1
 	err = func() error {
 		defer func() {
@@ -158,7 +179,13 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 		)
 		send := func() {
 			for _, f := range feeds {
-				f <- batch
+				select {
+				case f <- batch:
+				default:
+					t0 := time.Now()
+					f <- batch
+					blocked += time.Since(t0)
+				}
 			}
 			batch = make([]shardItem, 0, shardBatch)
 		}
@@ -196,7 +223,11 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 	if err != nil {
 		cancel()
 	}
+	read := time.Since(began) - blocked
 	wg.Wait()
+	if st != nil {
+		st.Reader, st.Workers = read, slices.Max(busy)
+	}
 	errs[own] = err
 	if err := firstError(errs); err != nil {
 		return nil, err
