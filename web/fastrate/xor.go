@@ -53,36 +53,29 @@ func (e *evaluator) appendDecoded(data []byte) error {
 		leading  uint = 0xff
 		trailing uint
 		err      error
+		// backwards is set when a delta is not positive: the chunk's
+		// timestamps do not increase (chunks that overlap, or damage).
+		backwards bool
 	)
-	// Room for every sample of the chunk, written by index (k), so that the
-	// loop keeps no append bookkeeping live.
-	k := len(e.ts)
-	if need := k + total; cap(e.ts) < need || cap(e.vs) < need {
+	// Room for every sample of the chunk, written by index (k). The loop
+	// only decodes: the range's start, stale markers, resets and the order
+	// are dealt with after it, so that it keeps few values live.
+	k0 := len(e.ts)
+	if need := k0 + total; cap(e.ts) < need || cap(e.vs) < need {
 		e.ts = slices.Grow(e.ts, total)
 		e.vs = slices.Grow(e.vs, total)
 	}
-	ts, vs := e.ts[:k+total], e.vs[:k+total]
-	mint, maxt := e.mint, e.maxt
+	ts, vs := e.ts[:k0+total], e.vs[:k0+total]
+	k := k0
+	maxt := e.maxt
 loop:
 	for i := 0; ; i++ {
 		// The sample decoded last (t, vbits).
 		if t > maxt {
 			break loop
 		}
-		if t >= mint && vbits != value.StaleNaN {
-			v := math.Float64frombits(vbits)
-			if k > 0 {
-				if t <= ts[k-1] {
-					err = errOverlap
-					break loop
-				}
-				if v < vs[k-1] {
-					e.resets = append(e.resets, k)
-				}
-			}
-			ts[k], vs[k] = t, v
-			k++
-		}
+		ts[k], vs[k] = t, math.Float64frombits(vbits)
+		k++
 		if i+1 == total {
 			break loop
 		}
@@ -102,6 +95,7 @@ loop:
 			}
 			pos += uint(n) * 8
 			tDelta = d
+			backwards = int64(d) <= 0
 			w, avail = load(b, pos), 57
 		} else {
 			w, avail = load(b, pos), 56
@@ -113,18 +107,22 @@ loop:
 				tDelta += uint64(signed((w<<2)>>50, 14))
 				pos += 16
 				w, avail = load(b, pos), 57
+				backwards = backwards || int64(tDelta) <= 0
 			case w>>61 == 0b110:
 				tDelta += uint64(signed((w<<3)>>47, 17))
 				pos += 20
 				w, avail = load(b, pos), 57
+				backwards = backwards || int64(tDelta) <= 0
 			case w>>60 == 0b1110:
 				tDelta += uint64(signed((w<<4)>>44, 20))
 				pos += 24
 				w, avail = load(b, pos), 57
+				backwards = backwards || int64(tDelta) <= 0
 			default:
 				tDelta += read64(b, pos+4)
 				pos += 68
 				w, avail = load(b, pos), 57
+				backwards = backwards || int64(tDelta) <= 0
 			}
 		}
 		t += int64(tDelta)
@@ -177,8 +175,66 @@ loop:
 			break loop
 		}
 	}
-	e.ts, e.vs = ts[:k], vs[:k]
+	n, overlap := e.keep(ts[:k], vs[:k], k0)
+	e.ts, e.vs = ts[:n], vs[:n]
+	if err == nil && (backwards || overlap) {
+		err = errOverlap
+	}
 	return err
+}
+
+// keep finishes the samples appendDecoded wrote from k0 on: it drops those
+// before mint and the stale markers, notes the resets, and returns the
+// number of samples kept, and whether the chunk overlaps the one before (its
+// first sample in the range not after that one's last).
+func (e *evaluator) keep(ts []int64, vs []float64, k0 int) (int, bool) {
+	k := len(ts)
+	first := k0
+	for first < k && ts[first] < e.mint {
+		first++
+	}
+	if first > k0 {
+		copy(ts[k0:], ts[first:k])
+		copy(vs[k0:], vs[first:k])
+		k -= first - k0
+	}
+	if k0 > 0 && k > k0 && ts[k0] <= ts[k0-1] {
+		return k, true
+	}
+	j := k0
+	if j == 0 && j < k {
+		if math.Float64bits(vs[0]) == value.StaleNaN {
+			return e.compact(ts, vs, 0, k), false
+		}
+		j = 1
+	}
+	for ; j < k; j++ {
+		v := vs[j]
+		if math.Float64bits(v) == value.StaleNaN {
+			return e.compact(ts, vs, j, k), false
+		}
+		if v < vs[j-1] {
+			e.resets = append(e.resets, j)
+		}
+	}
+	return k, false
+}
+
+// compact is keep from the stale marker at j on, moving the samples it keeps down.
+func (e *evaluator) compact(ts []int64, vs []float64, j, k int) int {
+	w := j
+	for ; j < k; j++ {
+		v := vs[j]
+		if math.Float64bits(v) == value.StaleNaN {
+			continue
+		}
+		if w > 0 && v < vs[w-1] {
+			e.resets = append(e.resets, w)
+		}
+		ts[w], vs[w] = ts[j], v
+		w++
+	}
+	return w
 }
 
 // signed turns the sz-bit two's-complement-like field of a delta-of-delta
