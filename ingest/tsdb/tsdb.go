@@ -95,11 +95,6 @@ func (s *Store) Appender(ctx context.Context) storage.Appender { return s.db.App
 // Querier implements storage.Queryable.
 func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) { return s.db.Querier(mint, maxt) }
 
-// ChunkQuerier reads whole chunks, for readers that decode them themselves.
-func (s *Store) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return s.db.ChunkQuerier(mint, maxt)
-}
-
 // DB exposes the underlying TSDB for benchmarks and maintenance tools.
 func (s *Store) DB() *ptsdb.DB { return s.db }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	gltsdb "github.com/greenloop/greenloop/ingest/tsdb"
 	"github.com/prometheus/prometheus/util/kahansum"
 )
 
@@ -646,6 +648,81 @@ func TestEngineAgreementRegular(t *testing.T) {
 			}
 			if ran := regularSteps.Load() > before; ran != w.wantRegular {
 				t.Errorf("%s step %s: regular path taken %v, want %v", qs, w.step, ran, w.wantRegular)
+			}
+			q.Close()
+		}
+	}
+}
+
+// TestEngineAgreementStore runs the comparison on greenloop's embedded
+// store, whose chunk querier reads the blocks itself (package
+// ingest/tsdb): irregular and regular counters over several 2 h blocks and
+// the head, every point the engine's, with and without time shards.
+func TestEngineAgreementStore(t *testing.T) {
+	const hour = int64(time.Hour / time.Millisecond)
+	base := int64(1_700_000_000_000) / (2 * hour) * (2 * hour)
+	from, to := base, base+9*hour
+	st, err := gltsdb.Open(t.TempDir(), gltsdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := rand.New(rand.NewPCG(5, 6))
+	ss := genSeries(r, 40, from, to)
+	for i := range 20 { // regular ones too
+		s := series{lset: labels.FromStrings("__name__", "greenloop_energy_joules_total", "site", fmt.Sprintf("site-%d", i%4), "node", fmt.Sprintf("reg%02d", i))}
+		v := 0.0
+		for ts := from + int64(i)*1000; ts <= to; ts += 60_000 {
+			s.ts, s.vs = append(s.ts, ts), append(s.vs, v)
+			v += float64(100 + i)
+		}
+		ss = append(ss, s)
+	}
+	write(t, st.DB(), ss)
+	if err := st.DB().Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.DB().Blocks()) < 2 {
+		t.Fatalf("%d blocks, want several", len(st.DB().Blocks()))
+	}
+	engine := newEngine()
+	ctx := context.Background()
+	for _, qs := range []string{
+		`sum by (site) (rate(greenloop_energy_joules_total[5m]))`,
+		`increase(greenloop_energy_joules_total{site=~"site-[12]"}[10m])`,
+	} {
+		expr, _ := parse(qs)
+		plan, _ := Compile(expr)
+		for _, w := range []struct {
+			start, end int64
+			step       time.Duration
+		}{{from, to, time.Minute}, {from + 7_000, to - 3*hour, 37 * time.Second}, {from + 3*hour, to + hour, 2 * time.Minute}} {
+			start, end := time.UnixMilli(w.start), time.UnixMilli(w.end)
+			q, err := engine.NewRangeQuery(ctx, st, nil, qs, start, end, w.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := q.Exec(ctx).Matrix()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := plan.Eval(ctx, st, start, end, w.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sameMatrix(want, got); err != nil {
+				t.Errorf("%s from %d to %d step %s: %v", qs, w.start, w.end, w.step, err)
+			}
+			n := int64(end.Sub(start)/w.step) + 1
+			ms, err := plan.EvalShards(ctx, st, start, w.step, [][2]int64{{0, n / 2}, {n / 2, n}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sameMatrix(want, joinShards(ms)); err != nil {
+				t.Errorf("%s from %d to %d step %s, shards: %v", qs, w.start, w.end, w.step, err)
+			}
+			if len(want) == 0 {
+				t.Errorf("%s: the engine answered nothing", qs)
 			}
 			q.Close()
 		}

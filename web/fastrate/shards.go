@@ -27,6 +27,12 @@ type shardItem struct {
 	metas []chunks.Meta
 }
 
+// chunkMetas is a chunk series that hands out its populated chunks as a
+// slice (the embedded store's direct block read), saving a copy.
+type chunkMetas interface {
+	ChunkMetas() []chunks.Meta
+}
+
 // EvalShards evaluates the plan as Eval does, split into consecutive time
 // shards evaluated in parallel: shards[i] = [from, to) are step indices from
 // start, covering 0..n-1 for the query's n steps in order. It returns one
@@ -192,12 +198,16 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 		for set.Next() {
 			s := set.At()
 			item := shardItem{lset: s.Labels()}
-			it = s.Iterator(it)
-			for it.Next() {
-				item.metas = append(item.metas, it.At())
-			}
-			if err := it.Err(); err != nil {
-				return err
+			if cm, ok := s.(chunkMetas); ok {
+				item.metas = cm.ChunkMetas()
+			} else {
+				it = s.Iterator(it)
+				for it.Next() {
+					item.metas = append(item.metas, it.At())
+				}
+				if err := it.Err(); err != nil {
+					return err
+				}
 			}
 			var gk *groupKey
 			if p.aggregate {
