@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/value"
 )
@@ -31,10 +33,13 @@ func (e *evaluator) appendDecoded(data []byte) error {
 	if total == 0 {
 		return nil
 	}
-	// A copy with 8 bytes of padding, so that every load reads 8 bytes.
+	// A copy with padding: every load reads 8 bytes, and one sample's loads
+	// reach at most 113 bits past the position checked against the end
+	// (see ld).
 	b := append(e.scratch[:0], data...)
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = append(b, make([]byte, xorPadding)...)
 	e.scratch = b
+	base := unsafe.Pointer(unsafe.SliceData(b))
 	end := uint(len(data)) * 8
 
 	// First sample: varint timestamp and raw value, byte-aligned.
@@ -96,9 +101,9 @@ loop:
 			pos += uint(n) * 8
 			tDelta = d
 			backwards = int64(d) <= 0
-			w, avail = load(b, pos), 57
+			w, avail = ld(base, pos), 57
 		} else {
-			w, avail = load(b, pos), 56
+			w, avail = ld(base, pos), 56
 			switch {
 			case w>>63 == 0:
 				pos++
@@ -106,22 +111,22 @@ loop:
 			case w>>62 == 0b10:
 				tDelta += uint64(signed((w<<2)>>50, 14))
 				pos += 16
-				w, avail = load(b, pos), 57
+				w, avail = ld(base, pos), 57
 				backwards = backwards || int64(tDelta) <= 0
 			case w>>61 == 0b110:
 				tDelta += uint64(signed((w<<3)>>47, 17))
 				pos += 20
-				w, avail = load(b, pos), 57
+				w, avail = ld(base, pos), 57
 				backwards = backwards || int64(tDelta) <= 0
 			case w>>60 == 0b1110:
 				tDelta += uint64(signed((w<<4)>>44, 20))
 				pos += 24
-				w, avail = load(b, pos), 57
+				w, avail = ld(base, pos), 57
 				backwards = backwards || int64(tDelta) <= 0
 			default:
-				tDelta += read64(b, pos+4)
+				tDelta += ld64(base, pos+4)
 				pos += 68
-				w, avail = load(b, pos), 57
+				w, avail = ld(base, pos), 57
 				backwards = backwards || int64(tDelta) <= 0
 			}
 		}
@@ -141,9 +146,9 @@ loop:
 			case 2+sz <= avail:
 				bits = (w << 2) >> (64 - sz)
 			case sz <= 57:
-				bits = load(b, pos+2) >> (64 - sz)
+				bits = ld(base, pos+2) >> (64 - sz)
 			default:
-				bits = readN(b, pos+2, sz)
+				bits = ldN(base, pos+2, sz)
 			}
 			pos += 2 + sz
 			vbits ^= bits << trailing
@@ -163,9 +168,9 @@ loop:
 			case 13+m <= avail:
 				bits = (w << 13) >> (64 - m)
 			case m <= 57:
-				bits = load(b, pos+13) >> (64 - m)
+				bits = ld(base, pos+13) >> (64 - m)
 			default:
-				bits = readN(b, pos+13, m)
+				bits = ldN(base, pos+13, m)
 			}
 			pos += 13 + m
 			vbits ^= bits << trailing
@@ -237,36 +242,36 @@ func (e *evaluator) compact(ts []int64, vs []float64, j, k int) int {
 	return w
 }
 
+// xorPadding is the zero bytes appendDecoded puts after a chunk's copy: a
+// sample's loads start at most 68 + 45 bits past the position the loop
+// checked against the chunk's end, and read 8 bytes.
+const xorPadding = 32
+
+// ld returns the 64 bits from bit pos of the padded copy at base,
+// left-aligned, without bounds checks: pos must be within the chunk's bits
+// plus 113 (xorPadding).
+func ld(base unsafe.Pointer, pos uint) uint64 {
+	return bits.ReverseBytes64(*(*uint64)(unsafe.Add(base, pos>>3))) << (pos & 7)
+}
+
+// ld64 returns the 64 bits from bit pos on, through ld.
+func ld64(base unsafe.Pointer, pos uint) uint64 {
+	return ld(base, pos)&^0xffffffff | ld(base, pos+32)>>32
+}
+
+// ldN returns the n bits (1 to 64) from bit pos on, through ld.
+func ldN(base unsafe.Pointer, pos, n uint) uint64 {
+	if n > 57 {
+		return ld64(base, pos) >> (64 - n)
+	}
+	return ld(base, pos) >> (64 - n)
+}
+
 // signed turns the sz-bit two's-complement-like field of a delta-of-delta
 // into its value, as chunkenc reads it.
-func signed(bits uint64, sz uint) int64 {
-	if bits > 1<<(sz-1) {
-		bits -= 1 << sz
+func signed(v uint64, sz uint) int64 {
+	if v > 1<<(sz-1) {
+		v -= 1 << sz
 	}
-	return int64(bits)
-}
-
-// load returns the 64 bits of b from bit pos on, left-aligned. b holds 8
-// bytes of padding past the chunk's bits, so every load up to the chunk's
-// end stays inside it; past that (a corrupt chunk, caught by the caller's end
-// check) it returns zeros.
-func load(b []byte, pos uint) uint64 {
-	i := pos >> 3
-	if i+8 > uint(len(b)) {
-		return 0
-	}
-	return binary.BigEndian.Uint64(b[i:]) << (pos & 7)
-}
-
-// read64 reads the 64 bits from pos on.
-func read64(b []byte, pos uint) uint64 {
-	return load(b, pos)&^0xffffffff | load(b, pos+32)>>32
-}
-
-// readN reads n bits (1 to 64) from pos on.
-func readN(b []byte, pos, n uint) uint64 {
-	if n > 57 {
-		return read64(b, pos) >> (64 - n)
-	}
-	return load(b, pos) >> (64 - n)
+	return int64(v)
 }
