@@ -487,6 +487,64 @@ func TestReplicated(t *testing.T) {
 	t.Run("Conformance", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T, dir string) ingest.Store { return openCluster(t, dbFor(dir)) })
 	})
+
+	// ZooKeeper stops during ingest (last: the cluster is read-only until it
+	// is back). A write then fails as unavailable (the API answers 503 with
+	// Retry-After, and the agent keeps its queue) and is not acknowledged;
+	// once ZooKeeper is back the resent write succeeds, and both replicas
+	// hold every sample once.
+	t.Run("ZooKeeperDown", func(t *testing.T) {
+		st := openCluster(t, "zkdown")
+		before, _ := replicatedBatch("a")
+		during, _ := replicatedBatch("b")
+		mustCommit(t, st, before)
+		if err := rc.ZooKeeper.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		restarted := false
+		defer func() {
+			if !restarted {
+				_ = rc.ZooKeeper.Restart()
+			}
+		}()
+		t0 := time.Now()
+		err := commit(t, st, during)
+		if err == nil {
+			t.Fatal("a write without ZooKeeper was acknowledged")
+		}
+		if !errors.Is(err, clickhouse.ErrUnavailable) {
+			t.Errorf("write without ZooKeeper: %v, want ErrUnavailable (503)", err)
+		}
+		t.Logf("without ZooKeeper the write failed after %s: %v", time.Since(t0).Round(time.Millisecond), err)
+		if err := rc.ZooKeeper.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		restarted = true
+		t0 = time.Now()
+		for deadline := time.Now().Add(90 * time.Second); ; {
+			err := commit(t, st, during) // the agent's resend
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, clickhouse.ErrUnavailable) {
+				t.Fatalf("resend after ZooKeeper came back: %v", err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("writes still fail 90 s after ZooKeeper came back: %v", err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Logf("writes accepted %s after ZooKeeper came back", time.Since(t0).Round(time.Millisecond))
+		for i, r := range replicas {
+			syncReplica(t, r, "zkdown", replicatedTables...)
+			if n := queryUint(t, r, "SELECT count() FROM zkdown.samples_local FINAL"); n != 1200 {
+				t.Errorf("replica %d holds %d distinct samples, want 1200 (both batches once)", i, n)
+			}
+			if n := queryUint(t, r, "SELECT uniqExact(series_id) FROM zkdown.series_local"); n != 40 {
+				t.Errorf("replica %d holds %d series, want 40", i, n)
+			}
+		}
+	})
 }
 
 // TestReplicationMisconfigured: a cluster with replicas on servers without

@@ -43,8 +43,9 @@ type ZooKeeper struct {
 	// Dir holds the config, data and log.
 	Dir string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
+	java, jar string
+	cmd       *exec.Cmd
+	exited    chan struct{}
 }
 
 // StartZooKeeper starts a standalone ZooKeeper with its data in dir on a free
@@ -76,9 +77,28 @@ func StartZooKeeper(dir string) (*ZooKeeper, error) {
 	if err := os.WriteFile(filepath.Join(dir, "log4j.properties"), []byte(log4j), 0o644); err != nil {
 		return nil, err
 	}
-	out, err := os.Create(filepath.Join(dir, "zookeeper.log"))
-	if err != nil {
+	z := &ZooKeeper{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, java: java, jar: jar}
+	if err := z.start(); err != nil {
 		return nil, err
+	}
+	return z, nil
+}
+
+// Restart starts a stopped ZooKeeper again on its address and data, and
+// returns once it serves requests.
+func (z *ZooKeeper) Restart() error {
+	if z.cmd != nil {
+		return errors.New("zookeeper is running")
+	}
+	return z.start()
+}
+
+// start runs the server of z.Dir's configuration and waits until it serves.
+func (z *ZooKeeper) start() error {
+	dir, java, jar := z.Dir, z.java, z.jar
+	out, err := os.OpenFile(filepath.Join(dir, "zookeeper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
 	// A small heap and the quick JIT: a test ensemble holds a few hundred znodes.
 	cmd := exec.Command(java, "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
@@ -88,28 +108,30 @@ func StartZooKeeper(dir string) (*ZooKeeper, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()
-		return nil, fmt.Errorf("start zookeeper: %w", err)
+		return fmt.Errorf("start zookeeper: %w", err)
 	}
-	z := &ZooKeeper{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, cmd: cmd, exited: make(chan struct{})}
+	exited := make(chan struct{})
+	z.cmd, z.exited = cmd, exited
 	go func() {
 		_ = cmd.Wait()
 		out.Close()
-		close(z.exited)
+		close(exited)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-z.exited:
-			return nil, fmt.Errorf("zookeeper on %s exited at start; see %s", z.Addr, filepath.Join(dir, "zookeeper.log"))
+		case <-exited:
+			z.cmd = nil
+			return fmt.Errorf("zookeeper on %s exited at start; see %s", z.Addr, filepath.Join(dir, "zookeeper.log"))
 		default:
 		}
 		if z.serving() {
-			return z, nil
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	_ = z.Stop()
-	return nil, fmt.Errorf("zookeeper on %s not ready after 30 s; see %s", z.Addr, filepath.Join(dir, "zookeeper.log"))
+	return fmt.Errorf("zookeeper on %s not ready after 30 s; see %s", z.Addr, filepath.Join(dir, "zookeeper.log"))
 }
 
 // serving sends ZooKeeper's "srvr" four-letter word and reports whether it
