@@ -598,3 +598,48 @@ func TestReplicationMisconfigured(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicated2x2: two shards of two replicas each on one ZooKeeper. A
+// write through the cluster spreads the series over the shards, each shard's
+// replicas hold the same rows, and reads through the cluster see every
+// sample once.
+func TestReplicated2x2(t *testing.T) {
+	rc := chtest.StartReplicated(t, "greenloop_2x2", 2, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	st, err := clickhouse.Open(ctx, clickhouse.Options{Addrs: rc.Addrs(), Database: "two", Cluster: rc.Cluster.Name,
+		WriteTimeout: 10 * time.Second, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatalf("open 2x2 store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	batch, sum := replicatedBatch("q")
+	mustCommit(t, st, batch)
+	var total uint64
+	var shardSeries [2]uint64
+	for i, shard := range rc.Servers {
+		var counts [2]uint64
+		for j, srv := range shard {
+			r := replicaConn(t, srv.Addr)
+			syncReplica(t, r, "two", replicatedTables...)
+			counts[j] = queryUint(t, r, "SELECT count() FROM two.samples_local FINAL")
+			if j == 0 {
+				shardSeries[i] = queryUint(t, r, "SELECT uniqExact(series_id) FROM two.samples_local")
+			}
+		}
+		if counts[0] != counts[1] {
+			t.Errorf("shard %d: replicas hold %d and %d samples", i, counts[0], counts[1])
+		}
+		total += counts[0]
+	}
+	if total != 600 || shardSeries[0] == 0 || shardSeries[1] == 0 || shardSeries[0]+shardSeries[1] != 20 {
+		t.Errorf("shards hold %d samples of %v series, want 600 of 20 spread over both", total, shardSeries)
+	}
+	end := batch[len(batch)-1].t
+	if got := promInstant(t, st, "sum(count_over_time(greenloop_power_watts[10m]))", end); got != 600 {
+		t.Errorf("count through the cluster = %v, want 600", got)
+	}
+	if got := promInstant(t, st, "sum(sum_over_time(greenloop_power_watts[10m]))", end); got != sum {
+		t.Errorf("sum through the cluster = %v, want %v", got, sum)
+	}
+}
