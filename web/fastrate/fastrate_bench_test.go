@@ -89,6 +89,22 @@ func benchEngineAndFast(b *testing.B, q storage.Queryable, start, end int64) {
 			}
 		}
 	})
+	// As the server runs it on two cores: two time shards (on ClickHouse,
+	// two queries at once; on the TSDB, the series read once).
+	b.Run("fastrate-two-shards", func(b *testing.B) {
+		expr, _ := parse(qs)
+		plan, _ := Compile(expr)
+		steps := (end-start)/time.Minute.Milliseconds() + 1
+		for b.Loop() {
+			ms, err := plan.EvalShards(ctx, q, s, time.Minute, [][2]int64{{0, steps / 2}, {steps / 2, steps}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ms) != 2 || len(ms[0]) != 20 {
+				b.Fatalf("%d shards", len(ms))
+			}
+		}
+	})
 }
 
 // BenchmarkShards24h compares, on a day of 10,000 realistic counters
