@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/greenloop/greenloop/internal/config"
 	"github.com/greenloop/greenloop/web"
+	"github.com/greenloop/greenloop/web/adminapi"
 )
 
 // The admin API's routes.
@@ -30,14 +30,10 @@ const (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// APIDeps are what the admin API needs.
-type APIDeps struct {
-	Store *Store
-	// Applied, when set, is called after a change so that this server
-	// applies it at once (Syncer.Refresh); the others do on their next refresh.
-	Applied func(r *http.Request)
-	Logger  *slog.Logger
-}
+// APIDeps are what RegisterAPI needs: the site Store; Applied, when set,
+// is called after a put or delete so that this server's Registry applies it
+// at once (Syncer.Refresh), the others on their next refresh.
+type APIDeps = adminapi.Deps[*Store]
 
 // RegisterAPI mounts the admin API on e, for admins only, each confined to
 // its own tenant (without auth, the tenant "default"): list its sites (the
@@ -74,21 +70,18 @@ type Problem struct {
 	Msg  string `json:"msg"`
 }
 
-// caller returns the caller's tenant and an audit name, or 403 unless admin.
+// caller returns the caller's tenant (without auth, the tenant of sites
+// without one, "default") and an audit name, or 403 unless admin.
 func caller(c echo.Context) (tenant, by string, err error) {
-	tenant, _ = c.Get(web.ContextKeyTenant).(string)
-	role, _ := c.Get(web.ContextKeyRole).(string)
-	name, _ := c.Get(web.ContextKeyName).(string)
-	if web.Role(role) != web.RoleAdmin {
-		return "", "", &web.Error{Code: http.StatusForbidden, Msg: fmt.Sprintf("role %q may not manage sites (admin only)", role)}
+	tenant, name, err := adminapi.Caller(c, "sites", false)
+	if err != nil {
+		return "", "", err
 	}
-	tenant = config.Site{Tenant: tenant}.SiteTenant() // auth off: the tenant of sites without one
-	return tenant, fmt.Sprintf("api:%s@%s", name, tenant), nil
+	tenant = config.Site{Tenant: tenant}.SiteTenant()
+	return tenant, adminapi.By(name, tenant), nil
 }
 
-func unavailable(err error) error {
-	return &web.Error{Code: http.StatusServiceUnavailable, Msg: "the site store is unavailable; retry later", Err: err, RetryAfter: 5 * time.Second}
-}
+func unavailable(err error) error { return adminapi.Unavailable("site", err) }
 
 // invalid is the 400 answer listing every problem of err by field path.
 func invalid(err error) error {
@@ -157,12 +150,9 @@ func (h *api) put(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxDoc+1))
+	body, err := adminapi.ReadBody(c, MaxDoc)
 	if err != nil {
-		return &web.Error{Code: http.StatusBadRequest, Msg: "reading the body failed", Err: err}
-	}
-	if len(body) > MaxDoc {
-		return &web.Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("body larger than %d bytes", MaxDoc)}
+		return err
 	}
 	if !json.Valid(body) {
 		return &web.Error{Code: http.StatusBadRequest, Msg: "the body is not JSON (a site, in the shape of an entry of the configuration's sites)"}
@@ -191,7 +181,7 @@ func (h *api) put(c echo.Context) error {
 	case err != nil:
 		return unavailable(err)
 	}
-	h.applied(c)
+	h.d.Changed(c)
 	doc, err := EncodeSite(site)
 	if err != nil {
 		return err
@@ -217,12 +207,6 @@ func (h *api) delete(c echo.Context) error {
 	case err != nil:
 		return unavailable(err)
 	}
-	h.applied(c)
+	h.d.Changed(c)
 	return c.NoContent(http.StatusNoContent)
-}
-
-func (h *api) applied(c echo.Context) {
-	if h.d.Applied != nil {
-		h.d.Applied(c.Request())
-	}
 }

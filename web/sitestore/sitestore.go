@@ -28,12 +28,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/greenloop/greenloop/internal/chsync"
 	"github.com/greenloop/greenloop/internal/config"
 )
 
@@ -51,8 +51,6 @@ var (
 	// problem (*config.FieldError, by field path).
 	ErrInvalid = errors.New("invalid site")
 )
-
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Entry is the current state of one site of the table.
 type Entry struct {
@@ -88,18 +86,15 @@ type Store struct {
 // tenants and ids the store refuses. A nil logger discards; a nil clock is
 // time.Now.
 func New(ctx context.Context, conn driver.Conn, database string, fileSites []config.Site, log *slog.Logger, now func() time.Time) (*Store, error) {
-	if !identRE.MatchString(database) {
-		return nil, fmt.Errorf("site store: database %q is not a plain identifier", database)
+	tbl, err := chsync.CreateDatabase(ctx, conn, database, Table)
+	if err != nil {
+		return nil, fmt.Errorf("site store: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if now == nil {
 		now = time.Now
-	}
-	tbl := "`" + database + "`.`" + Table + "`"
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+database+"`"); err != nil {
-		return nil, fmt.Errorf("site store: create database %s: %w", database, err)
 	}
 	engine, err := engineFor(ctx, conn, database, Table)
 	if err != nil {
@@ -136,31 +131,21 @@ func (s *Store) Entries(ctx context.Context, tenant string) ([]Entry, error) {
 	if tenant != "" {
 		q, args = q+" WHERE tenant = ?", []any{tenant}
 	}
-	rows, err := s.conn.Query(ctx, q+" ORDER BY tenant, id, version DESC LIMIT 1 BY tenant, id", args...)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.tbl, err)
-	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
+	return chsync.Select(ctx, s.conn, s.tbl, q+" ORDER BY tenant, id, version DESC LIMIT 1 BY tenant, id", args, func(rows driver.Rows) (Entry, error) {
 		var (
 			e       Entry
 			deleted uint8
 			at      int64
 		)
 		if err := rows.Scan(&e.Tenant, &e.ID, &e.JSON, &e.Version, &deleted, &e.UpdatedBy, &at); err != nil {
-			return nil, fmt.Errorf("read %s: %w", s.tbl, err)
+			return Entry{}, err
 		}
 		e.Deleted, e.UpdatedAt = deleted != 0, time.Unix(0, at).UTC()
 		if !e.Deleted {
 			e.Site, e.Problem = decodeRow(e)
 		}
-		out = append(out, e)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.tbl, err)
-	}
-	return out, nil
+		return e, nil
+	})
 }
 
 // decodeRow reads a live row's site and checks it as a write would.
@@ -201,39 +186,18 @@ func (s *Store) Load(ctx context.Context) (sites []config.Site, bad []error, err
 	return sites, bad, nil
 }
 
-// version returns a version above cur taken from the clock, so that a
-// clock stepping back does not let an older change win.
-func (s *Store) version(cur uint64) uint64 {
-	v := uint64(max(s.now().UnixNano(), 0))
-	if v <= cur {
-		v = cur + 1
-	}
-	return v
-}
+// version returns a version above cur taken from the clock (chsync.Version).
+func (s *Store) version(cur uint64) uint64 { return chsync.Version(s.now(), cur) }
 
 // insert writes rows in one batch (one part: all of them or none).
 func (s *Store) insert(ctx context.Context, rows []Entry) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.tbl+" ("+columns+")")
-	if err != nil {
-		return fmt.Errorf("insert into %s: %w", s.tbl, err)
-	}
-	defer b.Close()
-	for _, e := range rows {
+	return chsync.Insert(ctx, s.conn, s.tbl, columns, rows, func(e Entry) []any {
 		var deleted uint8
 		if e.Deleted {
 			deleted = 1
 		}
-		if err := b.Append(e.Tenant, e.ID, e.JSON, e.Version, deleted, e.UpdatedBy, e.UpdatedAt.UnixNano()); err != nil {
-			return fmt.Errorf("insert into %s: %w", s.tbl, err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert into %s: %w", s.tbl, err)
-	}
-	return nil
+		return []any{e.Tenant, e.ID, e.JSON, e.Version, deleted, e.UpdatedBy, e.UpdatedAt.UnixNano()}
+	})
 }
 
 // Check validates site as a write would: every problem of Validate

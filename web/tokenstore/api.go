@@ -1,12 +1,9 @@
 package tokenstore
 
 import (
-	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/greenloop/greenloop/web"
+	"github.com/greenloop/greenloop/web/adminapi"
 )
 
 // The admin API's routes.
@@ -30,14 +28,10 @@ const (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// APIDeps are what the admin API needs.
-type APIDeps struct {
-	Store *Store
-	// Applied, when set, is called after a change so that this server
-	// applies it at once (Syncer.Refresh); the others do on their next refresh.
-	Applied func(r *http.Request)
-	Logger  *slog.Logger
-}
+// APIDeps are what the token admin API needs (adminapi.Deps): the Store,
+// Applied to call after a change (the Syncer's Refresh, so that this
+// server applies it at once), a Logger.
+type APIDeps = adminapi.Deps[*Store]
 
 // maxBody bounds a request body: a role, a name, a selector.
 const maxBody = 16 << 10
@@ -85,37 +79,20 @@ func toAPI(e Entry) apiToken {
 	return t
 }
 
-// caller returns the caller's tenant and an audit name, or 403 unless admin.
+// caller returns the caller's tenant and an audit name, or 403 unless an
+// admin of a tenant.
 func caller(c echo.Context) (tenant, by string, err error) {
-	tenant, _ = c.Get(web.ContextKeyTenant).(string)
-	role, _ := c.Get(web.ContextKeyRole).(string)
-	name, _ := c.Get(web.ContextKeyName).(string)
-	if web.Role(role) != web.RoleAdmin || tenant == "" {
-		return "", "", &web.Error{Code: http.StatusForbidden, Msg: fmt.Sprintf("role %q may not manage tokens (admin only)", role)}
+	tenant, name, err := adminapi.Caller(c, "tokens", true)
+	if err != nil {
+		return "", "", err
 	}
-	return tenant, fmt.Sprintf("api:%s@%s", name, tenant), nil
+	return tenant, adminapi.By(name, tenant), nil
 }
 
-func unavailable(err error) error {
-	return &web.Error{Code: http.StatusServiceUnavailable, Msg: "the token store is unavailable; retry later", Err: err, RetryAfter: 5 * time.Second}
-}
+func unavailable(err error) error { return adminapi.Unavailable("token", err) }
 
 // decode reads a JSON body of at most maxBody bytes into v, unknown fields refused.
-func decode(c echo.Context, v any) error {
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
-	if err != nil {
-		return &web.Error{Code: http.StatusBadRequest, Msg: "reading the body failed", Err: err}
-	}
-	if len(body) > maxBody {
-		return &web.Error{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("body larger than %d bytes", maxBody)}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &web.Error{Code: http.StatusBadRequest, Msg: "invalid JSON body: " + err.Error()}
-	}
-	return nil
-}
+func decode(c echo.Context, v any) error { return adminapi.DecodeJSON(c, v, maxBody) }
 
 func (h *api) list(c echo.Context) error {
 	tenant, _, err := caller(c)
@@ -159,7 +136,7 @@ func (h *api) add(c echo.Context) error {
 	case err != nil:
 		return unavailable(err)
 	}
-	h.applied(c)
+	h.d.Changed(c)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, map[string]any{
 		"token": secret, "hash_prefix": fmt.Sprintf("%x", hash[:4]), "tenant": id.Tenant, "role": id.Role, "name": id.Name,
@@ -190,16 +167,10 @@ func (h *api) revoke(c echo.Context) error {
 	case err != nil:
 		return unavailable(err)
 	}
-	h.applied(c)
+	h.d.Changed(c)
 	out := make([]apiToken, len(hit))
 	for i, e := range hit {
 		out[i] = toAPI(e)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"revoked": out})
-}
-
-func (h *api) applied(c echo.Context) {
-	if h.d.Applied != nil {
-		h.d.Applied(c.Request())
-	}
 }

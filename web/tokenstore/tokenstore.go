@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/greenloop/greenloop/internal/chsync"
 	"github.com/greenloop/greenloop/web"
 )
 
@@ -57,8 +57,6 @@ var (
 	// hash prefix, or the prefix is not hex of the right length.
 	ErrBadSelector = errors.New("bad selector")
 )
-
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Entry is the current state of one stored token.
 type Entry struct {
@@ -140,18 +138,15 @@ type Store struct {
 // too) and returns a store on it. A nil logger discards; a nil clock is
 // time.Now.
 func New(ctx context.Context, conn driver.Conn, database string, log *slog.Logger, now func() time.Time) (*Store, error) {
-	if !identRE.MatchString(database) {
-		return nil, fmt.Errorf("token store: database %q is not a plain identifier", database)
+	tbl, err := chsync.CreateDatabase(ctx, conn, database, Table)
+	if err != nil {
+		return nil, fmt.Errorf("token store: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if now == nil {
 		now = time.Now
-	}
-	tbl := "`" + database + "`.`" + Table + "`"
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+database+"`"); err != nil {
-		return nil, fmt.Errorf("token store: create database %s: %w", database, err)
 	}
 	create := "CREATE TABLE IF NOT EXISTS " + tbl + " (hash String, tenant String, role String, name String," +
 		" created_at_ns Int64, created_by String, revoked UInt8, revoked_at_ns Int64, revoked_by String, version UInt64)" +
@@ -183,13 +178,7 @@ func (s *Store) entries(ctx context.Context, where string, args []any) ([]Entry,
 	if where != "" {
 		q += " WHERE " + where
 	}
-	rows, err := s.conn.Query(ctx, q+" ORDER BY hash, version DESC LIMIT 1 BY hash", args...)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.tbl, err)
-	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
+	return chsync.Select(ctx, s.conn, s.tbl, q+" ORDER BY hash, version DESC LIMIT 1 BY hash", args, func(rows driver.Rows) (Entry, error) {
 		var (
 			e         Entry
 			role      string
@@ -198,18 +187,14 @@ func (s *Store) entries(ctx context.Context, where string, args []any) ([]Entry,
 			revoked   uint8
 		)
 		if err := rows.Scan(&e.Hash, &e.Tenant, &role, &e.Name, &created, &e.CreatedBy, &revoked, &revokedAt, &e.RevokedBy, &e.Version); err != nil {
-			return nil, fmt.Errorf("read %s: %w", s.tbl, err)
+			return Entry{}, err
 		}
 		e.Role, e.Revoked, e.CreatedAt = web.Role(role), revoked != 0, time.Unix(0, created).UTC()
 		if e.Revoked {
 			e.RevokedAt = time.Unix(0, revokedAt).UTC()
 		}
-		out = append(out, e)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.tbl, err)
-	}
-	return out, nil
+		return e, nil
+	})
 }
 
 // Load returns the live tokens, ready for web.Server.SetTokens. A live row
@@ -236,41 +221,20 @@ func (s *Store) Load(ctx context.Context) (toks []web.Token, bad []error, err er
 	return toks, bad, nil
 }
 
-// version returns a version above cur taken from the clock, so that a
-// clock stepping back does not let an older change win.
-func (s *Store) version(cur uint64) uint64 {
-	v := uint64(max(s.now().UnixNano(), 0))
-	if v <= cur {
-		v = cur + 1
-	}
-	return v
-}
+// version returns a version above cur taken from the clock (chsync.Version).
+func (s *Store) version(cur uint64) uint64 { return chsync.Version(s.now(), cur) }
 
 // insert writes rows in one batch (one part: all of them or none).
 func (s *Store) insert(ctx context.Context, rows []Entry) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.tbl+" ("+columns+")")
-	if err != nil {
-		return fmt.Errorf("insert into %s: %w", s.tbl, err)
-	}
-	defer b.Close()
-	for _, e := range rows {
+	return chsync.Insert(ctx, s.conn, s.tbl, columns, rows, func(e Entry) []any {
 		var revoked uint8
 		var revokedAt int64
 		if e.Revoked {
 			revoked, revokedAt = 1, e.RevokedAt.UnixNano()
 		}
-		if err := b.Append(e.Hash, e.Tenant, string(e.Role), e.Name, e.CreatedAt.UnixNano(), e.CreatedBy,
-			revoked, revokedAt, e.RevokedBy, e.Version); err != nil {
-			return fmt.Errorf("insert into %s: %w", s.tbl, err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert into %s: %w", s.tbl, err)
-	}
-	return nil
+		return []any{e.Hash, e.Tenant, string(e.Role), e.Name, e.CreatedAt.UnixNano(), e.CreatedBy,
+			revoked, revokedAt, e.RevokedBy, e.Version}
+	})
 }
 
 // Add stores a new token's hash with its identity; by names who added it
