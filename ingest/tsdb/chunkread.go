@@ -88,7 +88,7 @@ func (s *Store) blockChunkRead(mint, maxt int64) (*blockChunkRead, bool, error) 
 		if err := tr.Close(); err != nil || deleted { // the reader holds the block
 			return nil, false, err
 		}
-		ir, err := symbolBlock{b}.Index()
+		ir, err := symbolBlock{b, s.symbols}.Index()
 		if err != nil {
 			return nil, false, err
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	ptsdb "github.com/prometheus/prometheus/tsdb"
@@ -62,7 +63,7 @@ func TestSymbolIndexSeries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fast, err := symbolBlock{b}.Index()
+		fast, err := symbolBlock{b, s.symbols}.Index()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,11 +179,51 @@ func TestSymbolIndexFallback(t *testing.T) {
 	v1 := slices.Clone(raw)
 	v1[4] = 1
 	for name, data := range map[string][]byte{"format 1": v1, "truncated": raw[:40], "empty": nil} {
-		if _, err := newSymbolIndex(byteSlice(data), lib); err == nil {
+		if _, err := readSymbolOffsets(byteSlice(data)); err == nil {
 			t.Errorf("%s: read as format 2", name)
 		}
 	}
-	if _, err := openSymbolIndex(filepath.Join(t.TempDir(), "index"), lib); err == nil {
+	if _, err := openSymbolIndex(filepath.Join(t.TempDir(), "index"), lib, b.Meta().ULID, newSymbolCache()); err == nil {
 		t.Error("a missing file opened")
+	}
+}
+
+// TestSymbolCache: a block's offsets are read once and kept; past
+// symbolCacheBlocks blocks the least recently used one goes.
+func TestSymbolCache(t *testing.T) {
+	s := blocksStore(t)
+	b := s.DB().Blocks()[0]
+	raw, err := os.ReadFile(filepath.Join(b.Dir(), "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newSymbolCache()
+	first, err := c.offsets(b.Meta().ULID, byteSlice(raw))
+	if err != nil || len(first) == 0 {
+		t.Fatalf("%d offsets, %v", len(first), err)
+	}
+	again, err := c.offsets(b.Meta().ULID, nil) // kept: the bytes are not read
+	if err != nil || &again[0] != &first[0] {
+		t.Fatalf("second read: %v, not the kept table", err)
+	}
+	var ids []ulid.ULID
+	for i := range symbolCacheBlocks {
+		id := ulid.ULID{byte(i + 1)}
+		ids = append(ids, id)
+		if _, err := c.offsets(id, byteSlice(raw)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 10 {
+			c.offsets(b.Meta().ULID, nil) // keep the real block recent
+		}
+	}
+	if len(c.entries) != symbolCacheBlocks {
+		t.Fatalf("%d entries, want %d", len(c.entries), symbolCacheBlocks)
+	}
+	if _, ok := c.entries[b.Meta().ULID]; !ok {
+		t.Error("a recently used block was evicted")
+	}
+	if _, ok := c.entries[ids[0]]; ok {
+		t.Error("the least recently used block was kept")
 	}
 }

@@ -43,6 +43,8 @@ type Store struct {
 	// maxBlock is the longest block the TSDB compacts to (ms); backfills
 	// write blocks of that span.
 	maxBlock int64
+	// symbols keeps the symbol offsets of blocks read (symbols.go).
+	symbols *symbolCache
 }
 
 var _ ingest.Store = (*Store)(nil)
@@ -75,8 +77,9 @@ func Open(dir string, o Options) (*Store, error) {
 	// directory; the library's minute is long for an officer waiting on an import.
 	opts.BlockReloadInterval = 2 * time.Second
 	// Series of blocks on disk are read with a faster symbol lookup (symbols.go).
-	opts.BlockChunkQuerierFunc = blockChunkQuerier
-	opts.BlockQuerierFunc = blockQuerier
+	symbols := newSymbolCache()
+	opts.BlockChunkQuerierFunc = symbols.blockChunkQuerier
+	opts.BlockQuerierFunc = symbols.blockQuerier
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -85,7 +88,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb in %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir, maxBlock: opts.MaxBlockDuration}, nil
+	return &Store{db: db, dir: dir, maxBlock: opts.MaxBlockDuration, symbols: symbols}, nil
 }
 
 // Appender implements storage.Appendable. Commit writes the batch to the WAL
