@@ -1,14 +1,11 @@
 package tokenstore_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/greenloop/greenloop/ingest/clickhouse/chtest"
@@ -36,20 +33,5 @@ func newDB() string { return fmt.Sprintf("tokenstore_t%d", dbCount.Add(1)) }
 // in CI) without a server.
 func dial(t testing.TB) driver.Conn {
 	t.Helper()
-	s := shared.Server(t)
-	conn, err := ch.Open(&ch.Options{
-		Addr: []string{s.Addr}, Protocol: ch.Native,
-		Auth:        ch.Auth{Username: "default", Database: "default"},
-		DialTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := conn.Ping(ctx); err != nil {
-		t.Fatalf("ping %s: %v", s.Addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return chtest.Dial(t, shared.Server(t).Addr)
 }

@@ -1,14 +1,11 @@
 package chstore_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/greenloop/greenloop/ingest/clickhouse/chtest"
@@ -37,20 +34,5 @@ func newDB() string { return fmt.Sprintf("chstore_t%d", dbCount.Add(1)) }
 // greenloop server would, closed at the end of the test.
 func dial(t testing.TB) driver.Conn {
 	t.Helper()
-	s := server(t)
-	conn, err := ch.Open(&ch.Options{
-		Addr: []string{s.Addr}, Protocol: ch.Native,
-		Auth:        ch.Auth{Username: "default", Database: "default"},
-		DialTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := conn.Ping(ctx); err != nil {
-		t.Fatalf("ping %s: %v", s.Addr, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return chtest.Dial(t, server(t).Addr)
 }

@@ -1,8 +1,13 @@
 package chtest
 
 import (
+	"context"
 	"os"
 	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // inCI reports whether the tests run in CI (CI set, and not "false" or "0"),
@@ -78,4 +83,26 @@ func (s *Shared) Close() {
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)
 	}
+}
+
+// Dial opens a connection of its own to the server at addr (native
+// protocol, user default), checks it with a ping, and closes it at the end
+// of the test: what a second greenloop server's connection would be.
+func Dial(t testing.TB, addr string) driver.Conn {
+	t.Helper()
+	conn, err := ch.Open(&ch.Options{
+		Addr: []string{addr}, Protocol: ch.Native,
+		Auth:        ch.Auth{Username: "default", Database: "default"},
+		DialTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := conn.Ping(ctx); err != nil {
+		t.Fatalf("ping %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
