@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,19 +41,10 @@ read-only: a site of the same tenant and id is refused.
 
 // runSite runs `greenloop site SUB`.
 func runSite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, siteUsage)
-		if len(args) == 0 {
-			return errors.New("missing subcommand (add, list, remove or import)")
-		}
-		return flag.ErrHelp
+	sub, fs, cfgPath, by, err := registryCommand("site", siteUsage, "add, list, remove or import", args, stderr)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("site "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, siteUsage); fs.PrintDefaults() }
-	cfgPath := fs.String("config", "", "server configuration `file` (YAML, as for greenloop serve; storage.backend clickhouse)")
-	by := fs.String("by", defaultActor(), "who makes the change, for the audit columns")
 	var file, id, tenant string
 	switch sub {
 	case "add":
@@ -83,15 +73,9 @@ func runSite(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case *cfgPath == "":
 		return errors.New("--config is required")
 	}
-	cfg, err := config.LoadFile(*cfgPath)
+	cfg, err := registryConfig(*cfgPath, "sites")
 	if err != nil {
 		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	if cfg.Storage.Backend != "clickhouse" {
-		return fmt.Errorf("%s: the sites live in ClickHouse: needs storage.backend clickhouse, got %q", *cfgPath, cfg.Storage.Backend)
 	}
 	if cfg.SitesStore != config.SitesStoreClickHouse && sub != "list" {
 		fmt.Fprintf(stderr, "note: sites_store is %q in %s: servers on it serve the file's sites only, not those in ClickHouse, until it is clickhouse\n", cfg.SitesStore, *cfgPath)

@@ -41,19 +41,10 @@ every auth.refresh_interval. Roles: admin, operator, officer, scheduler, agent.
 
 // runToken runs `greenloop token SUB`.
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, tokenUsage)
-		if len(args) == 0 {
-			return errors.New("missing subcommand (add, list, revoke or import)")
-		}
-		return flag.ErrHelp
+	sub, fs, cfgPath, by, err := registryCommand("token", tokenUsage, "add, list, revoke or import", args, stderr)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
-	cfgPath := fs.String("config", "", "server configuration `file` (YAML, as for greenloop serve; storage.backend clickhouse)")
-	by := fs.String("by", defaultActor(), "who makes the change, for the audit columns")
 	var (
 		tenant, role, name, prefix string
 		revoked, all               bool
@@ -91,15 +82,9 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *cfgPath == "" {
 		return errors.New("--config is required")
 	}
-	cfg, err := config.LoadFile(*cfgPath)
+	cfg, err := registryConfig(*cfgPath, "tokens")
 	if err != nil {
 		return err
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	if cfg.Storage.Backend != "clickhouse" {
-		return fmt.Errorf("%s: the tokens live in ClickHouse: needs storage.backend clickhouse, got %q", *cfgPath, cfg.Storage.Backend)
 	}
 	if cfg.Auth.Store != config.AuthStoreClickHouse && sub != "list" {
 		fmt.Fprintf(stderr, "note: auth.store is %q in %s: servers on it read auth.tokens_file, not the tokens in ClickHouse, until it is clickhouse\n", cfg.Auth.Store, *cfgPath)
@@ -290,4 +275,41 @@ func startTokens(ctx context.Context, cfg config.Server, srv *web.Server, reg pr
 		wg.Wait()
 		closeStore()
 	}, nil
+}
+
+// registryCommand starts `greenloop NAME SUB ...` of a registry kept in
+// ClickHouse (tokens, sites): usage on no subcommand or a help flag, and a
+// flag set for SUB with --config and --by, which the caller adds to and
+// parses.
+func registryCommand(name, usage, subs string, args []string, stderr io.Writer) (sub string, fs *flag.FlagSet, cfgPath, by *string, err error) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return "", nil, nil, nil, fmt.Errorf("missing subcommand (%s)", subs)
+		}
+		return "", nil, nil, nil, flag.ErrHelp
+	}
+	sub = args[0]
+	fs = flag.NewFlagSet(name+" "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	cfgPath = fs.String("config", "", "server configuration `file` (YAML, as for greenloop serve; storage.backend clickhouse)")
+	by = fs.String("by", defaultActor(), "who makes the change, for the audit columns")
+	return sub, fs, cfgPath, by, nil
+}
+
+// registryConfig loads and checks the configuration a registry command
+// works on: what (tokens, sites) lives in ClickHouse, so the backend must be.
+func registryConfig(path, what string) (config.Server, error) {
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.Storage.Backend != "clickhouse" {
+		return cfg, fmt.Errorf("%s: the %s live in ClickHouse: needs storage.backend clickhouse, got %q", path, what, cfg.Storage.Backend)
+	}
+	return cfg, nil
 }
