@@ -77,9 +77,22 @@ func TestGroupSums(t *testing.T) {
 		{ls: labels.FromStrings("__name__", counterName, "site", "fra1", "component", "facility")},
 		{ls: labels.FromStrings("__name__", counterName, "site", "ams1", "component", "it", "node", "a1")},
 	}
+	// One commit for all the series: appended series by series, the later
+	// ones would land out of order in a head the first one already made
+	// compactable, and the TSDB library can panic when an out-of-order chunk
+	// is written to disk while its head compaction cuts a new chunk file
+	// ("expected newly cut file to have sequence:offset").
+	app := e.store.Appender(ctx)
 	for i, s := range sers {
 		ts, vs := counterData(from.Add(-time.Hour), to.Add(time.Hour), wave(300+float64(i)*40, 50), time.Time{}, s.gaps)
-		appendSamples(t, e.store, s.ls, ts, vs)
+		for k := range ts {
+			if _, err := app.Append(0, s.ls, ts[k], vs[k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
 	}
 	j := e.job(t, Options{Metrics: []string{counterName}, Start: t0})
 	if _, err := j.RunOnce(ctx); err != nil {
