@@ -172,6 +172,11 @@ func (s *Server) fastPlan(qs string) *fastrate.Plan {
 // engine); other failures are in the result, as the engine's are.
 func (s *Server) execFast(ctx context.Context, q storage.Queryable, plan *fastrate.Plan, start time.Time, step time.Duration, steps int64, n int) (rangeResult, error) {
 	share := s.balance.share()
+	if _, ok := q.(storage.ChunkQueryable); !ok {
+		// Read once, then every shard evaluated by a goroutine of its own
+		// (ClickHouse): equal shards.
+		share = 1
+	}
 	var times fastrate.ShardTimes
 	ms, err := plan.EvalShardsTimed(ctx, q, start, step, fastShards(steps, n, share), &times)
 	switch {

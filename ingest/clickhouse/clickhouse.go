@@ -21,6 +21,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/greenloop/greenloop/ingest"
+	"github.com/greenloop/greenloop/ingest/clickhouse/chnative"
 )
 
 // Options configure the store. Zero fields take the defaults documented on each.
@@ -70,6 +71,12 @@ type Options struct {
 	// auto uses it on servers that gather native-protocol INSERTs (23.10 and
 	// later) unless Buffer is enabled; on fails at Open on servers before 21.11.
 	AsyncInsert string
+	// ReadCompression is "auto" (empty: the same), "lz4" or "none": whether
+	// raw reads ask for LZ4-compressed blocks. auto means none when every
+	// address is a loopback one: on the 2-core VM a day of 10,000 series
+	// (347 MB of columns) read in 0.89-0.95 s uncompressed against
+	// 1.17-1.26 s with LZ4, which costs both ends CPU to save a copy.
+	ReadCompression string
 	// Buffer puts a Buffer table in front of the samples table (see
 	// BufferOptions: faster on servers without async_insert, but rows only in
 	// the buffer's memory are lost if the server crashes).
@@ -98,6 +105,10 @@ type Options struct {
 // 503 with Retry-After. Check with errors.Is.
 var ErrUnavailable = errors.New("clickhouse unavailable")
 
+// labelCacheSize is how many series' label sets a store keeps for reads
+// (about 200 bytes each).
+const labelCacheSize = 1 << 18
+
 // ErrHistogramsUnsupported is returned for native histogram samples, which
 // this backend does not store.
 var ErrHistogramsUnsupported = errors.New("clickhouse store: native histograms are not supported")
@@ -106,12 +117,18 @@ var ErrHistogramsUnsupported = errors.New("clickhouse store: native histograms a
 type Store struct {
 	conn   driver.Conn   // reads and writes (Distributed tables with a cluster)
 	shards []driver.Conn // one per address with a cluster: DDL, retention, disk size
+	// reader reads raw samples column by column (clickhouse-go scans
+	// rows one at a time, four times the server's time on a large read).
+	reader *chnative.Client
 	t      tables
 	f      features
 	opts   Options
 	ret    retention
 	log    *slog.Logger
 	now    func() time.Time
+
+	// labels caches the label sets of series read (seriesLabels).
+	labels labelCache
 
 	knownMu sync.RWMutex
 	known   map[uint64]struct{} // series ids whose series row is stored
@@ -209,15 +226,21 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		log:     o.Logger,
 		now:     o.Now,
 		known:   map[uint64]struct{}{},
+		labels:  labelCache{max: labelCacheSize},
 		samples: tblSamples,
 		reqs:    make(chan *flushReq),
 		stop:    make(chan struct{}),
 	}
-	var err error
+	compress, err := readCompression(o.ReadCompression, o.Addrs)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: %w", err)
+	}
 	if s.conn, err = s.dial(o.Addrs); err != nil {
 		return nil, err
 	}
 	s.shards = []driver.Conn{s.conn}
+	s.reader = chnative.New(chnative.Options{Addrs: o.Addrs, Username: o.Username, Password: o.Password,
+		DialTimeout: o.DialTimeout, Compress: compress})
 	if o.Cluster != "" {
 		s.shards = nil
 		for _, a := range o.Addrs {
@@ -399,6 +422,9 @@ func (s *Store) Close() error {
 
 func (s *Store) closeConns() error {
 	var errs []error
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
 	if s.conn != nil {
 		errs = append(errs, s.conn.Close())
 	}
@@ -409,6 +435,39 @@ func (s *Store) closeConns() error {
 	}
 	s.shards, s.conn = nil, nil
 	return errors.Join(errs...)
+}
+
+// readCompression says whether raw reads ask for LZ4 blocks (see
+// Options.ReadCompression).
+func readCompression(mode string, addrs []string) (bool, error) {
+	switch mode {
+	case "lz4":
+		return true, nil
+	case "none":
+		return false, nil
+	case "", "auto":
+		for _, a := range addrs {
+			if !isLoopback(a) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("read compression %q: want auto, lz4 or none", mode)
+}
+
+// isLoopback reports whether addr (host:port) names this machine by a
+// loopback address or "localhost".
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Conn exposes the connection for benchmarks and maintenance tools.

@@ -1,22 +1,24 @@
 package clickhouse
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/ClickHouse/ch-go/proto"
+
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/greenloop/greenloop/ingest/clickhouse/chnative"
 )
 
 // Querier implements storage.Queryable over [mint, maxt] (ms, inclusive).
@@ -27,9 +29,23 @@ func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) {
 type querier struct {
 	s          *Store
 	mint, maxt int64
+
+	mu   sync.Mutex
+	bufs []*blockBuf // the raw reads' column buffers, recycled by Close
 }
 
-func (*querier) Close() error { return nil }
+// Close hands the buffers of the series read back for reuse: as with every
+// storage.Querier, its series must not be used after it.
+func (q *querier) Close() error {
+	q.mu.Lock()
+	bufs := q.bufs
+	q.bufs = nil
+	q.mu.Unlock()
+	for _, b := range bufs {
+		putBlockBuf(b)
+	}
+	return nil
+}
 
 // labelExpr is the SQL expression of a label's value in the series table
 // (the empty string for a series without the label, as in Prometheus).
@@ -137,10 +153,20 @@ func (s *Store) bufferedSince() (int64, bool) {
 }
 
 // seriesLabels returns the label sets of the series matching ms (and present in the range when bounded).
+// The ids come from the server every time; their label sets from the
+// store's cache where it has them all (a series id is the hash of its label
+// set, so an entry never changes).
 func (s *Store) seriesLabels(ctx context.Context, ms []*labels.Matcher, mint, maxt int64, presence bool) (map[uint64]labels.Labels, error) {
 	cond, args := matchersSQL(ms)
 	if presence {
 		cond += s.presenceSQL(mint, maxt, &args)
+	}
+	ids, err := s.seriesIDs(ctx, cond, args)
+	if err != nil {
+		return nil, err
+	}
+	if out, ok := s.labels.lookup(ids); ok {
+		return out, nil
 	}
 	rows, err := s.conn.Query(ctx, "SELECT series_id, any(metric), any(label_names), any(label_values) FROM "+
 		s.t.q(tblSeries)+" WHERE "+cond+" GROUP BY series_id", args...)
@@ -148,7 +174,7 @@ func (s *Store) seriesLabels(ctx context.Context, ms []*labels.Matcher, mint, ma
 		return nil, classify(fmt.Errorf("clickhouse store: select series: %w", err))
 	}
 	defer rows.Close()
-	out := map[uint64]labels.Labels{}
+	out := make(map[uint64]labels.Labels, len(ids))
 	b := labels.NewScratchBuilder(8)
 	for rows.Next() {
 		var (
@@ -172,7 +198,63 @@ func (s *Store) seriesLabels(ctx context.Context, ms []*labels.Matcher, mint, ma
 	if err := rows.Err(); err != nil {
 		return nil, classify(fmt.Errorf("clickhouse store: select series: %w", err))
 	}
+	s.labels.add(out)
 	return out, nil
+}
+
+// seriesIDs returns the ids of the series rows matching cond.
+func (s *Store) seriesIDs(ctx context.Context, cond string, args []any) ([]uint64, error) {
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT series_id FROM "+s.t.q(tblSeries)+" WHERE "+cond, args...)
+	if err != nil {
+		return nil, classify(fmt.Errorf("clickhouse store: select series ids: %w", err))
+	}
+	defer rows.Close()
+	var ids []uint64
+	var id uint64
+	for rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("clickhouse store: scan series ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("clickhouse store: select series ids: %w", err))
+	}
+	return ids, nil
+}
+
+// labelCache keeps the label sets of series read, by id, up to max of
+// them; when full it starts again empty.
+type labelCache struct {
+	mu  sync.RWMutex
+	m   map[uint64]labels.Labels
+	max int
+}
+
+// lookup returns the label sets of ids if it has every one.
+func (c *labelCache) lookup(ids []uint64) (map[uint64]labels.Labels, bool) {
+	out := make(map[uint64]labels.Labels, len(ids))
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, id := range ids {
+		l, ok := c.m[id]
+		if !ok {
+			return nil, false
+		}
+		out[id] = l
+	}
+	return out, true
+}
+
+func (c *labelCache) add(m map[uint64]labels.Labels) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m)+len(m) > c.max {
+		c.m = make(map[uint64]labels.Labels, len(m))
+	}
+	for id, l := range m {
+		c.m[id] = l
+	}
 }
 
 // rollupRead is a Select answered from a rollup table.
@@ -271,7 +353,7 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		rollup = dense
 	}
 	if !rollup {
-		return q.selectRaw(ctx, lsets, inSeries, args, mint, maxt, hints)
+		return q.selectRaw(ctx, lsets, mint, maxt, hints)
 	}
 	q.s.rollupReads[r.index].Add(1)
 	hi := maxt
@@ -279,55 +361,46 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 		hi += r.bucket - 1
 	}
 	// Each row's own state, without GROUP BY (4 times cheaper on 18.16):
-	// rows of one bucket still in separate parts are combined below.
-	query := "SELECT series_id, bucket, finalizeAggregation(last_ts), finalizeAggregation(" + r.col + ") FROM " +
-		q.s.t.q(r.table) + inSeries + " AND bucket >= ? AND bucket <= ? ORDER BY series_id, bucket"
-	args = append(args, mint, hi)
-	rows, err := q.s.conn.Query(ctx, query, args...)
-	if err != nil {
-		return storage.ErrSeriesSet(classify(fmt.Errorf("clickhouse store: select samples: %w", err)))
-	}
-	defer rows.Close()
+	// rows of one bucket still in separate parts are combined below. The
+	// ids go as an external table and the columns come back whole, as in
+	// selectRaw.
+	query := "SELECT series_id, bucket, finalizeAggregation(last_ts) AS last_t, finalizeAggregation(" + r.col + ") AS val FROM " +
+		q.s.t.q(r.table) + " WHERE series_id IN " + idsTable + " AND bucket >= " + strconv.FormatInt(max(mint, -readBound), 10) +
+		" AND bucket <= " + strconv.FormatInt(min(hi, readBound), 10) + " ORDER BY series_id, bucket"
 	var (
-		set     []*series
-		cur     *series
-		last    uint64
-		lastKey int64
-		id      uint64
-		key, t  int64
-		v       float64
+		set          []*series
+		cur          *series
+		last         uint64
+		lastKey      int64
+		colID        chnative.Fixed[uint64]
+		colKey, colT chnative.Fixed[int64]
+		colV         chnative.Fixed[float64]
 	)
-	dest := []any{&id, &key, &t, &v}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return storage.ErrSeriesSet(fmt.Errorf("clickhouse store: scan samples: %w", err))
-		}
-		if cur == nil || id != last {
-			l, ok := lsets[id]
-			if !ok {
-				// A series row inserted after the label query; skip it.
-				cur = &series{}
+	result := proto.Results{{Name: "series_id", Data: &colID}, {Name: "bucket", Data: &colKey}, {Name: "last_t", Data: &colT}, {Name: "val", Data: &colV}}
+	err = q.s.reader.Select(ctx, query, idsTables(lsets), result, func(n int) error {
+		for i, id := range colID.V[:n] {
+			key, t, v := colKey.V[i], colT.V[i], colV.V[i]
+			if cur == nil || id != last {
+				cur = &series{lset: lsets[id], ts: [][]int64{nil}, vs: [][]float64{nil}}
+				set = append(set, cur)
 				last = id
+			} else if n := len(cur.ts[0]); n > 0 && key == lastKey {
+				// The same bucket in two parts.
+				pt, pv := &cur.ts[0][n-1], &cur.vs[0][n-1]
+				switch {
+				case r.keep != nil:
+					*pv, *pt = r.keep(*pv, v), max(*pt, t)
+				case t >= *pt:
+					*pv, *pt = v, t
+				}
 				continue
 			}
-			cur = &series{lset: l}
-			set = append(set, cur)
-			last = id
-		} else if n := len(cur.samples); n > 0 && key == lastKey {
-			// The same bucket in two parts.
-			p := &cur.samples[n-1]
-			switch {
-			case r.keep != nil:
-				p.v, p.t = r.keep(p.v, v), max(p.t, t)
-			case t >= p.t:
-				p.v, p.t = v, t
-			}
-			continue
+			lastKey = key
+			cur.ts[0], cur.vs[0] = append(cur.ts[0], t), append(cur.vs[0], v)
 		}
-		lastKey = key
-		cur.samples = append(cur.samples, sample{t, v})
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return storage.ErrSeriesSet(classify(fmt.Errorf("clickhouse store: select samples: %w", err)))
 	}
 	limit := 0
@@ -339,8 +412,10 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 
 // minSamplesPerMinute is the sample density from which the minute rollup is
 // read instead of raw samples. Reading a rollup row costs about what two raw
-// rows cost on 18.16 (BenchmarkQueryRange24h: at one sample a minute the
-// rollup is 2 times slower than raw, at four it is 1.6 to 3 times faster).
+// rows cost on 18.16. Since both are read column by column, at four samples a
+// minute the rollup and raw reads take about as long through the engine
+// (BenchmarkQueryRange24hScrape15s: sum 1.5 s against 1.2 s, max_over_time
+// 2.1 s against 2.3 s); the rollup still reads a quarter of the rows.
 const minSamplesPerMinute = 2
 
 // denseEnough tells, from the hourly rollup (cheap: one row per series-hour),
@@ -411,42 +486,6 @@ func (s *Store) strings(ctx context.Context, query string, args []any) ([]string
 	return out, nil
 }
 
-// series is one series read into memory.
-type series struct {
-	lset    labels.Labels
-	samples samples
-}
-
-func (s *series) Labels() labels.Labels { return s.lset }
-
-func (s *series) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
-	if r, ok := it.(interface{ Reset(storage.Samples) }); ok {
-		r.Reset(s.samples)
-		return it
-	}
-	return storage.NewListSeriesIterator(s.samples)
-}
-
-// sample is one float sample; samples hands out pointers into its slice, so
-// iterating allocates nothing.
-type sample struct {
-	t int64
-	v float64
-}
-
-func (s *sample) T() int64                    { return s.t }
-func (*sample) ST() int64                     { return 0 }
-func (s *sample) F() float64                  { return s.v }
-func (*sample) H() *histogram.Histogram       { return nil }
-func (*sample) FH() *histogram.FloatHistogram { return nil }
-func (*sample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s *sample) Copy() chunks.Sample         { c := *s; return &c }
-
-type samples []sample
-
-func (s samples) Get(i int) chunks.Sample { return &s[i] }
-func (s samples) Len() int                { return len(s) }
-
 type seriesSet struct {
 	set []*series
 	i   int
@@ -469,52 +508,57 @@ func (s *seriesSet) At() storage.Series              { return s.set[s.i] }
 func (*seriesSet) Err() error                        { return nil }
 func (*seriesSet) Warnings() annotations.Annotations { return nil }
 
-// selectRaw reads raw samples. ClickHouse 18.16 cannot read a table in its
-// primary-key order, so "ORDER BY series_id, ts" over a day of 10,000
-// series costs it a full sort (3.2 s against 0.8 s without, on the 2-core
-// VM): the rows come unsorted, part by part (each part in order), and are
-// grouped and sorted per series here. A resent sample that no merge has
-// collapsed yet is kept once: as exact as FINAL. (Arrays per series,
-// groupArray, cost the server no more, but clickhouse-go scans array
-// elements one by one through reflection: 30 times slower.)
-func (q *querier) selectRaw(ctx context.Context, lsets map[uint64]labels.Labels, inSeries string, args []any, mint, maxt int64, hints *storage.SelectHints) storage.SeriesSet {
-	query := "SELECT series_id, ts, value FROM " + q.s.t.q(q.s.samples) + inSeries + " AND ts >= ? AND ts <= ?"
-	args = append(args, mint, maxt)
-	rows, err := q.s.conn.Query(ctx, query, args...)
+// selectRaw reads the raw samples of the series in lsets. ClickHouse 18.16
+// cannot read a table in its primary-key order, so "ORDER BY series_id, ts"
+// over a day of 10,000 series costs it a full sort (3.2 s against 0.8 s
+// without, on the 2-core VM): the rows come unsorted, part by part (each
+// part in order), and are grouped and sorted per series here. A resent
+// sample that no merge has collapsed yet is kept once: as exact as FINAL.
+//
+// The series ids go to the server as an external table, and the rows come
+// back column by column (chnative): clickhouse-go's row-by-row Scan cost a
+// second of client CPU for 14 M rows, four times the server's time. Each
+// block's time and value columns are kept as they are decoded; a series'
+// runs in them are used in place where they are in time order and apart
+// (as rows straight from merged parts are), else copied and sorted. (Arrays
+// per series, groupArray, cost 18.16 ten times more to build.)
+func (q *querier) selectRaw(ctx context.Context, lsets map[uint64]labels.Labels, mint, maxt int64, hints *storage.SelectHints) storage.SeriesSet {
+	// Literals, not arguments: the bounds are integers.
+	mint, maxt = max(mint, -readBound), min(maxt, readBound)
+	query := "SELECT series_id, ts, value FROM " + q.s.t.q(q.s.samples) + " WHERE series_id IN " + idsTable +
+		" AND ts >= " + strconv.FormatInt(mint, 10) + " AND ts <= " + strconv.FormatInt(maxt, 10)
+	var (
+		colID  chnative.Fixed[uint64]
+		colT   chnative.Fixed[int64]
+		colV   chnative.Fixed[float64]
+		blocks runBlocks
+		byID   = make(map[uint64]*runs, len(lsets))
+		bufs   []*blockBuf
+	)
+	next := func() {
+		b := getBlockBuf()
+		bufs = append(bufs, b)
+		colT.V, colV.V = b.ts[:0], b.vs[:0]
+	}
+	next()
+	result := proto.Results{{Name: "series_id", Data: &colID}, {Name: "ts", Data: &colT}, {Name: "value", Data: &colV}}
+	err := q.s.reader.Select(ctx, query, idsTables(lsets), result, func(n int) error {
+		b := bufs[len(bufs)-1]
+		b.ts, b.vs = colT.V, colV.V // grown, if the block was larger
+		blocks.add(byID, colID.V[:n], colT.V[:n], colV.V[:n])
+		next() // kept: the next block is decoded into another buffer
+		return nil
+	})
+	q.mu.Lock()
+	q.bufs = append(q.bufs, bufs...)
+	q.mu.Unlock()
 	if err != nil {
 		return storage.ErrSeriesSet(classify(fmt.Errorf("clickhouse store: select samples: %w", err)))
 	}
-	defer rows.Close()
-	var (
-		byID   = make(map[uint64]*samples, len(lsets))
-		cur    *samples
-		lastID uint64
-		id     uint64
-		t      int64
-		v      float64
-		dest   = []any{&id, &t, &v} // built once: a literal per row allocates
-	)
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return storage.ErrSeriesSet(fmt.Errorf("clickhouse store: scan samples: %w", err))
-		}
-		if cur == nil || id != lastID {
-			if cur = byID[id]; cur == nil {
-				cur = &samples{}
-				byID[id] = cur
-			}
-			lastID = id
-		}
-		*cur = append(*cur, sample{t, v})
-	}
-	if err := rows.Err(); err != nil {
-		return storage.ErrSeriesSet(classify(fmt.Errorf("clickhouse store: select samples: %w", err)))
-	}
 	set := make([]*series, 0, len(byID))
-	for id, ss := range byID {
-		if l, ok := lsets[id]; ok { // else a series row inserted after the label query
-			set = append(set, &series{lset: l, samples: sortSamples(*ss)})
-		}
+	for id, rs := range byID {
+		ts, vs := blocks.collect(rs)
+		set = append(set, &series{lset: lsets[id], ts: ts, vs: vs})
 	}
 	limit := 0
 	if hints != nil {
@@ -523,23 +567,18 @@ func (q *querier) selectRaw(ctx context.Context, lsets map[uint64]labels.Labels,
 	return newSeriesSet(set, limit)
 }
 
-// sortSamples puts a series' samples in time order, one per timestamp (of
-// several rows with the same timestamp, the last one read), in place.
-func sortSamples(ss samples) samples {
-	for i := 1; i < len(ss); i++ {
-		if ss[i].t < ss[i-1].t {
-			slices.SortStableFunc(ss, func(a, b sample) int { return cmp.Compare(a.t, b.t) })
-			break
-		}
+// idsTable names the external table of series ids a read sends.
+const idsTable = "greenloop_series_ids"
+
+// idsTables is the external table of the ids of lsets.
+func idsTables(lsets map[uint64]labels.Labels) []chnative.Table {
+	ids := make(proto.ColUInt64, 0, len(lsets))
+	for id := range lsets {
+		ids = append(ids, id)
 	}
-	k := 0
-	for i := range ss {
-		if k > 0 && ss[i].t == ss[k-1].t {
-			ss[k-1] = ss[i]
-			continue
-		}
-		ss[k] = ss[i]
-		k++
-	}
-	return ss[:k]
+	return []chnative.Table{{Name: idsTable, Columns: []proto.InputColumn{{Name: "series_id", Data: &ids}}}}
 }
+
+// readBound clamps the time bounds written into a read's SQL, so that the
+// server parses each as an Int64.
+const readBound = int64(1) << 62

@@ -2,6 +2,8 @@ package clickhouse
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -20,12 +22,37 @@ func TestSortedSamples(t *testing.T) {
 		{[]int64{2, 3, 1, 2, 3}, []float64{20, 30, 10, 22, 33}, "[{1 10} {2 22} {3 33}]"}, // resent, in another part
 		{[]int64{5, 1, 5, 1}, []float64{50, 10, 55, 11}, "[{1 11} {5 55}]"},
 	} {
-		var in samples
-		for i := range tc.ts {
-			in = append(in, sample{tc.ts[i], tc.vs[i]})
+		ts, vs := sortSamples(slices.Clone(tc.ts), slices.Clone(tc.vs))
+		var got []string
+		for i := range ts {
+			got = append(got, fmt.Sprintf("{%d %g}", ts[i], vs[i]))
 		}
-		if got := fmt.Sprint(sortSamples(in)); got != tc.want {
+		if got := "[" + strings.Join(got, " ") + "]"; got != tc.want {
 			t.Errorf("sortSamples(%v, %v) = %s, want %s", tc.ts, tc.vs, got, tc.want)
+		}
+	}
+}
+
+// Raw reads ask for LZ4 blocks only from servers that are not on this
+// machine, unless told.
+func TestReadCompression(t *testing.T) {
+	for _, tc := range []struct {
+		mode  string
+		addrs []string
+		want  bool
+		err   bool
+	}{
+		{"", []string{"127.0.0.1:9000"}, false, false},
+		{"auto", []string{"localhost:9000", "[::1]:9000", "127.0.0.2:9000"}, false, false},
+		{"auto", []string{"127.0.0.1:9000", "ch2.example:9000"}, true, false},
+		{"", []string{"10.0.0.5:9000"}, true, false},
+		{"lz4", []string{"127.0.0.1:9000"}, true, false},
+		{"none", []string{"10.0.0.5:9000"}, false, false},
+		{"zstd", []string{"127.0.0.1:9000"}, false, true},
+	} {
+		got, err := readCompression(tc.mode, tc.addrs)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("readCompression(%q, %v) = %v, %v; want %v, error %v", tc.mode, tc.addrs, got, err, tc.want, tc.err)
 		}
 	}
 }

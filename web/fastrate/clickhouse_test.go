@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/greenloop/greenloop/ingest/clickhouse"
 	"github.com/greenloop/greenloop/ingest/clickhouse/chtest"
@@ -90,6 +92,18 @@ func TestClickHouseAgreement(t *testing.T) {
 		if err := sameMatrix(want, got); err != nil {
 			t.Errorf("%s: %v", qs, err)
 		}
+		// Time shards: the series read once, each shard evaluated on its
+		// own goroutine over them (evalShardedFloats).
+		n := int64(end.Sub(start)/time.Minute) + 1
+		for _, shards := range [][][2]int64{{{0, n / 2}, {n / 2, n}}, {{0, 1}, {1, n / 3}, {n / 3, n}}} {
+			ms, err := plan.EvalShards(ctx, st, start, time.Minute, shards)
+			if err != nil {
+				t.Fatalf("%s %v: %v", qs, shards, err)
+			}
+			if err := sameMatrix(want, joinShards(ms)); err != nil {
+				t.Errorf("%s, shards %v: %v", qs, shards, err)
+			}
+		}
 		q.Close()
 	}
 }
@@ -134,4 +148,45 @@ func BenchmarkClickHouseSumRate24h(b *testing.B) {
 	}
 	b.Logf("loaded and merged %d series in %s", n, time.Since(loaded).Round(time.Second))
 	benchEngineAndFast(b, st, start, end)
+
+	// Side by side with the embedded store (a TSDB with the same samples,
+	// compacted into a block as a day that is not new is), both in two time
+	// shards as the server runs the query on two cores, in alternating
+	// rounds so that a busy machine slows both alike.
+	opts := tsdb.DefaultOptions()
+	opts.MinBlockDuration = 2 * 3600_000
+	opts.MaxBlockDuration = 48 * 3600_000
+	db, err := tsdb.Open(b.TempDir(), nil, nil, opts, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	appendCounters(b, db, lsets, start, end, step)
+	if err := db.Compact(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	expr, _ := parse(`sum by (site) (rate(greenloop_energy_joules_total[5m]))`)
+	plan, _ := Compile(expr)
+	steps := (end-start)/step + 1
+	shards := [][2]int64{{0, steps / 2}, {steps / 2, steps}}
+	run := func(q storage.Queryable) time.Duration {
+		t0 := time.Now()
+		ms, err := plan.EvalShards(context.Background(), q, time.UnixMilli(start), time.Minute, shards)
+		if err != nil || len(ms) != 2 || len(ms[0]) != 20 {
+			b.Fatalf("%d shards: %v", len(ms), err)
+		}
+		return time.Since(t0)
+	}
+	b.Run("clickhouse-vs-embedded", func(b *testing.B) {
+		var ch, em []time.Duration
+		for b.Loop() {
+			ch, em = append(ch, run(st)), append(em, run(db))
+		}
+		slices.Sort(ch)
+		slices.Sort(em)
+		mc, me := ch[len(ch)/2], em[len(em)/2]
+		b.ReportMetric(mc.Seconds(), "clickhouse-s")
+		b.ReportMetric(me.Seconds(), "embedded-s")
+		b.ReportMetric(mc.Seconds()/me.Seconds(), "ratio")
+	})
 }

@@ -128,6 +128,14 @@ func unparen(e parser.Expr) parser.Expr {
 	}
 }
 
+// funcName is the plan's function, as the engine names it in SelectHints.
+func (p *Plan) funcName() string {
+	if p.isRate {
+		return "rate"
+	}
+	return "increase"
+}
+
 // Eval evaluates the plan from start to end (inclusive) every step, as the
 // engine's range query would, reading q. The matrix is sorted by labels.
 func (p *Plan) Eval(ctx context.Context, q storage.Queryable, start, end time.Time, step time.Duration) (promql.Matrix, error) {
@@ -138,11 +146,7 @@ func (p *Plan) Eval(ctx context.Context, q storage.Queryable, start, end time.Ti
 	steps := int((endMs-startMs)/stepMs) + 1
 	// The engine's selection: samples after the first window's start, up to the last step.
 	mint, maxt := startMs-p.rng+1, endMs
-	fn := "increase"
-	if p.isRate {
-		fn = "rate"
-	}
-	hints := &storage.SelectHints{Start: mint, End: maxt, Step: stepMs, Range: p.rng, Func: fn}
+	hints := &storage.SelectHints{Start: mint, End: maxt, Step: stepMs, Range: p.rng, Func: p.funcName()}
 	ev := evaluator{plan: p, startMs: startMs, stepMs: stepMs, steps: steps, mint: mint, maxt: maxt}
 	// Whole chunks, where the store hands them out, are decoded here
 	// directly; otherwise (or when a series' chunks overlap) the samples
@@ -361,6 +365,10 @@ type evaluator struct {
 // load reads the series' float samples in [mint, maxt], stale markers left
 // out, as the engine's windows leave them out.
 func (e *evaluator) load(it chunkenc.Iterator) error {
+	if fa, ok := it.(floatAppender); ok {
+		e.loadFloats(fa)
+		return nil
+	}
 	e.ts, e.vs, e.resets = e.ts[:0], e.vs[:0], e.resets[:0]
 	vt := it.Seek(e.mint)
 	for ; vt != chunkenc.ValNone; vt = it.Next() {
@@ -380,6 +388,31 @@ func (e *evaluator) load(it chunkenc.Iterator) error {
 		e.ts, e.vs = append(e.ts, t), append(e.vs, v)
 	}
 	return it.Err()
+}
+
+// floatAppender is an iterator over float samples held in slices (the
+// ClickHouse store's): AppendFloats appends those from the current one on
+// with mint <= t <= maxt, in time order.
+type floatAppender interface {
+	AppendFloats(ts []int64, vs []float64, mint, maxt int64) ([]int64, []float64)
+}
+
+// loadFloats is load over samples held in slices: no call per sample.
+func (e *evaluator) loadFloats(fa floatAppender) {
+	e.ts, e.vs = fa.AppendFloats(e.ts[:0], e.vs[:0], e.mint, e.maxt)
+	e.resets = e.resets[:0]
+	k := 0
+	for i, v := range e.vs {
+		if value.IsStaleNaN(v) {
+			continue // left out, as the engine's windows leave them out
+		}
+		if k > 0 && v < e.vs[k-1] {
+			e.resets = append(e.resets, k)
+		}
+		e.ts[k], e.vs[k] = e.ts[i], v
+		k++
+	}
+	e.ts, e.vs = e.ts[:k], e.vs[:k]
 }
 
 // loadChunks reads the series' float samples in [mint, maxt] from its

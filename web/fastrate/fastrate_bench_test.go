@@ -43,18 +43,25 @@ func BenchmarkSumRate24h(b *testing.B) {
 		lsets[i] = labels.FromStrings("__name__", "greenloop_energy_joules_total", "site", fmt.Sprintf("site-%02d", i%20),
 			"node", fmt.Sprintf("node-%05d", i), "component", "cpu")
 	}
+	appendCounters(b, db, lsets, start, end, step)
+	benchEngineAndFast(b, db, start, end)
+}
+
+// appendCounters appends the benchmarks' counters: every series every step
+// from ten steps before start to end, one commit per step.
+func appendCounters(b *testing.B, app storage.Appendable, lsets []labels.Labels, start, end, step int64) {
+	b.Helper()
 	for t := start - 10*step; t <= end; t += step {
-		app := db.Appender(context.Background())
+		a := app.Appender(context.Background())
 		for i, ls := range lsets {
-			if _, err := app.Append(0, ls, t, float64((t-start)/1000)*float64(100+i%50)); err != nil {
+			if _, err := a.Append(0, ls, t, float64((t-start)/1000)*float64(100+i%50)); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := app.Commit(); err != nil {
+		if err := a.Commit(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	benchEngineAndFast(b, db, start, end)
 }
 
 // benchEngineAndFast times the 24 h sum(rate) over q from start to end (ms)

@@ -80,6 +80,12 @@ func (p *Plan) EvalShardsTimed(ctx context.Context, q storage.Queryable, start t
 			return ms, err
 		}
 	}
+	if _, ok := q.(storage.ChunkQueryable); !ok && len(shards) > 1 {
+		ms, err := p.evalShardedFloats(ctx, q, evs)
+		if !errors.Is(err, errNotInMemory) {
+			return ms, err
+		}
+	}
 	// Each shard on its own (through the samples when chunks overlap).
 	ms := make([]promql.Matrix, len(shards))
 	errs := make([]error, len(shards))
@@ -125,13 +131,9 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	fn := "increase"
-	if p.isRate {
-		fn = "rate"
-	}
 	// Whole chunks, not trimmed (re-encoded) to the range: each shard skips
 	// the samples outside its own.
-	hints := &storage.SelectHints{Start: mint, End: maxt, Step: evs[0].stepMs, Range: p.rng, Func: fn, DisableTrimming: true}
+	hints := &storage.SelectHints{Start: mint, End: maxt, Step: evs[0].stepMs, Range: p.rng, Func: p.funcName(), DisableTrimming: true}
 	set := qr.Select(ctx, false, hints, p.sel.LabelMatchers...)
 
 	// One goroutine per shard but the last, fed batches of series in order,
@@ -239,6 +241,85 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 		st.Reader, st.Workers = read, slices.Max(busy)
 	}
 	errs[own] = err
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	out := make([]promql.Matrix, len(evs))
+	for i, st := range sts {
+		out[i] = p.finish(st)
+	}
+	return out, nil
+}
+
+// errNotInMemory: the store's series are not float samples held in memory.
+var errNotInMemory = errors.New("fastrate: series not in memory")
+
+// floatItem is one series read for evalShardedFloats.
+type floatItem struct {
+	s  storage.Series
+	gk groupKey
+}
+
+// evalShardedFloats reads the series once, where the store holds them in
+// memory as slices of float samples (the ClickHouse store: its Select has
+// read them all), and evaluates the shards of evs in parallel, each over
+// every series in the store's order. errNotInMemory, having read only the
+// first series, when the store's series are of another kind.
+func (p *Plan) evalShardedFloats(ctx context.Context, q storage.Queryable, evs []*evaluator) ([]promql.Matrix, error) {
+	mint, maxt := evs[0].mint, evs[len(evs)-1].maxt
+	qr, err := q.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	defer qr.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hints := &storage.SelectHints{Start: mint, End: maxt, Step: evs[0].stepMs, Range: p.rng, Func: p.funcName()}
+	set := qr.Select(ctx, false, hints, p.sel.LabelMatchers...)
+	var items []floatItem
+	b := labels.NewBuilder(labels.EmptyLabels())
+	for set.Next() {
+		s := set.At()
+		if len(items) == 0 {
+			if _, ok := s.Iterator(nil).(floatAppender); !ok {
+				return nil, errNotInMemory
+			}
+		}
+		item := floatItem{s: s}
+		if p.aggregate {
+			key, metric := p.groupLabels(s.Labels(), nil, b)
+			item.gk = groupKey{key: key, metric: metric}
+		}
+		items = append(items, item)
+	}
+	if err := set.Err(); err != nil {
+		return nil, err
+	}
+	sts := make([]*shard, len(evs))
+	errs := make([]error, len(evs))
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		sts[i] = p.newShard(ev)
+		wg.Go(func() {
+			var it chunkenc.Iterator
+			for k := range items {
+				item := &items[k]
+				var gk *groupKey
+				if p.aggregate {
+					gk = &item.gk
+				}
+				if err := p.addSeries(ctx, sts[i], item.s.Labels(), gk, func(e *evaluator) error {
+					it = item.s.Iterator(it)
+					return e.load(it)
+				}); err != nil {
+					errs[i] = err
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 	if err := firstError(errs); err != nil {
 		return nil, err
 	}
