@@ -121,23 +121,42 @@ type Table struct {
 // ends the query and is returned as is. A server's exception is returned as
 // a *clickhouse.Exception, with its code.
 func (c *Client) Select(ctx context.Context, query string, tables []Table, result proto.Results, onBlock func(rows int) error) error {
-	for attempt := 0; ; attempt++ {
-		cn, reused, err := c.get(ctx)
-		if err != nil {
-			return err
-		}
-		started, err := cn.run(ctx, c.nextID(), query, tables, result, onBlock)
-		if err == nil {
-			c.put(cn)
-			return nil
-		}
-		_ = cn.nc.Close()
-		// A kept connection the server has since closed fails before any
-		// packet of the query arrives: try once more on a new one.
-		if reused && !started && attempt == 0 && ctx.Err() == nil && isConnError(err) {
-			continue
-		}
+	cn, reused, err := c.get(ctx)
+	if err != nil {
 		return err
+	}
+	started, err := cn.run(ctx, c.nextID(), query, tables, result, onBlock)
+	if err == nil {
+		c.put(cn)
+		return nil
+	}
+	_ = cn.nc.Close()
+	// A kept connection the server has since closed (a restart) fails
+	// before any packet of the answer arrives. The other kept ones are as
+	// old: drop them, and try once more on a new connection.
+	if !reused || started || ctx.Err() != nil || !isConnError(err) {
+		return err
+	}
+	c.dropIdle()
+	if cn, err = c.dial(ctx); err != nil {
+		return err
+	}
+	if _, err = cn.run(ctx, c.nextID(), query, tables, result, onBlock); err != nil {
+		_ = cn.nc.Close()
+		return err
+	}
+	c.put(cn)
+	return nil
+}
+
+// dropIdle closes the kept connections.
+func (c *Client) dropIdle() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, cn := range idle {
+		_ = cn.nc.Close()
 	}
 }
 
@@ -208,7 +227,8 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
-			break
+			// The caller's deadline or cancellation, not the address, ended it.
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), errors.Join(errs...))
 		}
 	}
 	return nil, errors.Join(errs...)
@@ -263,6 +283,9 @@ func (cn *conn) handshake(o Options) error {
 	if err != nil {
 		return fmt.Errorf("read hello: %w", err)
 	}
+	if code > 0xff {
+		return fmt.Errorf("unexpected packet %d instead of hello", code)
+	}
 	switch proto.ServerCode(code) {
 	case proto.ServerCodeHello:
 	case proto.ServerCodeException:
@@ -272,7 +295,7 @@ func (cn *conn) handshake(o Options) error {
 	}
 	// The hello's optional fields are those of the lower of the two
 	// revisions, and the server's comes before them.
-	if _, err := cn.r.Str(); err != nil { // server name
+	if _, err := cn.str(maxName, "server name"); err != nil {
 		return fmt.Errorf("decode hello: %w", err)
 	}
 	var rev int
@@ -291,7 +314,7 @@ func (cn *conn) handshake(o Options) error {
 	cn.rev = min(revision, rev)
 	for _, f := range []proto.Feature{proto.FeatureTimezone, proto.FeatureDisplayName} {
 		if f.In(cn.rev) {
-			if _, err := cn.r.Str(); err != nil {
+			if _, err := cn.str(maxName, "hello field"); err != nil {
 				return fmt.Errorf("decode hello: %w", err)
 			}
 		}
@@ -304,24 +327,50 @@ func (cn *conn) handshake(o Options) error {
 	return nil
 }
 
+// exception reads an exception packet (and the exceptions nested in it).
 func (cn *conn) exception() error {
-	var ex chproto.Exception
-	if err := ex.Decode(cn.r); err != nil {
-		return fmt.Errorf("decode exception: %w", err)
+	var ex *chproto.Exception
+	for depth := 0; ; depth++ {
+		if depth == maxNested {
+			return fmt.Errorf("exception nested more than %d deep", maxNested)
+		}
+		code, err := cn.r.Int32()
+		if err != nil {
+			return fmt.Errorf("exception code: %w", err)
+		}
+		var e chproto.Exception
+		e.Code = code
+		if e.Name, err = cn.str(maxName, "exception name"); err != nil {
+			return err
+		}
+		if e.Message, err = cn.str(maxMessage, "exception message"); err != nil {
+			return err
+		}
+		if e.StackTrace, err = cn.str(maxMessage, "exception stack trace"); err != nil {
+			return err
+		}
+		nested, err := cn.r.Bool()
+		if err != nil {
+			return fmt.Errorf("exception: %w", err)
+		}
+		if ex == nil {
+			ex = &e
+		} else {
+			ex.Nested = append(ex.Nested, e)
+		}
+		if !nested {
+			return ex
+		}
 	}
-	return &ex
 }
 
 // run sends the query and reads its result to the end. started reports
 // whether any packet of the answer arrived.
 func (cn *conn) run(ctx context.Context, id, query string, tables []Table, result proto.Results, onBlock func(int) error) (started bool, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = cn.nc.SetDeadline(dl)
-	} else {
-		_ = cn.nc.SetDeadline(time.Time{})
-	}
-	// A cancelled query unblocks at once; the connection is then dropped,
-	// which makes the server stop the query.
+	// The context alone ends the query (its deadline too, so that the error
+	// says so): it unblocks the connection at once, which is then dropped,
+	// and the server stops the query.
+	_ = cn.nc.SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
 		if !stop() && err == nil {
@@ -341,13 +390,16 @@ func (cn *conn) run(ctx context.Context, id, query string, tables []Table, resul
 			return started, fmt.Errorf("chnative: read from %s: %w", cn.addr, err)
 		}
 		started = true
+		if code > 0xff { // packet codes are one byte; a wider one would wrap
+			return true, fmt.Errorf("chnative: unexpected packet %d from %s", code, cn.addr)
+		}
 		switch proto.ServerCode(code) {
 		case proto.ServerCodeData, proto.ServerCodeTotals, proto.ServerCodeExtremes:
-			rows, err := cn.block(result, proto.ServerCode(code) == proto.ServerCodeData)
+			rows, err := cn.block(result)
 			if err != nil {
 				return true, fmt.Errorf("chnative: block from %s: %w", cn.addr, err)
 			}
-			if rows > 0 {
+			if rows > 0 && proto.ServerCode(code) == proto.ServerCodeData {
 				if err := onBlock(rows); err != nil {
 					return true, err
 				}
@@ -364,11 +416,6 @@ func (cn *conn) run(ctx context.Context, id, query string, tables []Table, resul
 			if err := p.DecodeAware(cn.r, cn.rev); err != nil {
 				return true, fmt.Errorf("chnative: profile from %s: %w", cn.addr, err)
 			}
-		case proto.ServerCodeLog:
-			var logs proto.Logs
-			if _, err := cn.decodeBlock(logs.Result(), false); err != nil {
-				return true, fmt.Errorf("chnative: log from %s: %w", cn.addr, err)
-			}
 		case proto.ServerCodeEndOfStream:
 			return true, nil
 		default:
@@ -377,32 +424,120 @@ func (cn *conn) run(ctx context.Context, id, query string, tables []Table, resul
 	}
 }
 
-// block decodes a data packet's block. Totals and extremes (never asked
-// for) are read past.
-func (cn *conn) block(result proto.Results, data bool) (int, error) {
-	if !data {
-		var skip proto.Results
-		_, err := cn.decodeBlock(skip, cn.compress)
-		return 0, err
+// Limits on what a server's answer may announce, checked before anything
+// is allocated for it: a corrupt or hostile answer gets an error, not an
+// allocation of the size it claims.
+const (
+	maxName      = 64 << 10 // a table, column or type name; a hello string
+	maxMessage   = 4 << 20  // an exception's message or stack trace
+	maxNested    = 64       // nested exceptions
+	maxBlockRows = 1 << 23  // rows of one block (ClickHouse sends 65,536)
+)
+
+// str reads a string of at most max bytes.
+func (cn *conn) str(max int, what string) (string, error) {
+	n, err := cn.r.UVarInt()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
-	return cn.decodeBlock(result, cn.compress)
+	if n > uint64(max) {
+		return "", fmt.Errorf("%s of %d bytes (at most %d)", what, n, max)
+	}
+	b := make([]byte, n)
+	if err := cn.r.ReadFull(b); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	return string(b), nil
 }
 
-func (cn *conn) decodeBlock(target proto.Results, compressed bool) (int, error) {
+// block reads a data, totals or extremes packet's block into result (totals
+// and extremes, never asked for, have the result's columns and are read
+// past) and returns its rows.
+func (cn *conn) block(result proto.Results) (int, error) {
 	if proto.FeatureTempTables.In(cn.rev) {
-		if _, err := cn.r.Str(); err != nil {
-			return 0, fmt.Errorf("table name: %w", err)
+		if _, err := cn.str(maxName, "table name"); err != nil {
+			return 0, err
 		}
 	}
-	if compressed {
+	if cn.compress {
 		cn.r.EnableCompression()
 		defer cn.r.DisableCompression()
 	}
-	var b proto.Block
-	if err := b.DecodeBlock(cn.r, cn.rev, target); err != nil {
-		return 0, err
+	if proto.FeatureBlockInfo.In(cn.rev) {
+		if err := cn.blockInfo(); err != nil {
+			return 0, err
+		}
 	}
-	return b.Rows, nil
+	cols, err := cn.r.UVarInt()
+	if err != nil {
+		return 0, fmt.Errorf("columns: %w", err)
+	}
+	rows, err := cn.r.UVarInt()
+	if err != nil {
+		return 0, fmt.Errorf("rows: %w", err)
+	}
+	if cols == 0 && rows == 0 {
+		return 0, nil
+	}
+	if cols != uint64(len(result)) {
+		return 0, fmt.Errorf("block of %d columns, want %d", cols, len(result))
+	}
+	if rows > maxBlockRows {
+		return 0, fmt.Errorf("block of %d rows (at most %d)", rows, maxBlockRows)
+	}
+	for i := range result {
+		name, err := cn.str(maxName, "column name")
+		if err != nil {
+			return 0, err
+		}
+		typ, err := cn.str(maxName, "column type")
+		if err != nil {
+			return 0, err
+		}
+		col := &result[i]
+		if col.Name != name {
+			return 0, fmt.Errorf("column %d is %q, want %q", i, name, col.Name)
+		}
+		if want := col.Data.Type(); proto.ColumnType(typ).Conflicts(want) {
+			return 0, fmt.Errorf("column %s is %s, want %s", name, typ, want)
+		}
+		col.Data.Reset()
+		if rows == 0 {
+			continue
+		}
+		if sd, ok := col.Data.(proto.StateDecoder); ok {
+			if err := sd.DecodeState(cn.r); err != nil {
+				return 0, fmt.Errorf("column %s state: %w", name, err)
+			}
+		}
+		if err := col.Data.DecodeColumn(cn.r, int(rows)); err != nil {
+			return 0, fmt.Errorf("column %s: %w", name, err)
+		}
+	}
+	return int(rows), nil
+}
+
+// blockInfo reads past a block's info: numbered fields, 0 ending them.
+func (cn *conn) blockInfo() error {
+	for {
+		field, err := cn.r.UVarInt()
+		if err != nil {
+			return fmt.Errorf("block info: %w", err)
+		}
+		switch field {
+		case 0:
+			return nil
+		case 1: // is_overflows
+			_, err = cn.r.Bool()
+		case 2: // bucket_num
+			_, err = cn.r.Int32()
+		default:
+			return fmt.Errorf("block info: unknown field %d", field)
+		}
+		if err != nil {
+			return fmt.Errorf("block info field %d: %w", field, err)
+		}
+	}
 }
 
 // sendQuery writes the query packet, the external tables and the empty
