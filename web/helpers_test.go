@@ -48,6 +48,8 @@ type envConfig struct {
 	cache  bool     // results cache on, with a late-write tracker
 	// backfill gives the server a backfill writer (history up to 14 days back).
 	backfill bool
+	// store, when set, replaces the embedded TSDB as the server's store.
+	store ingest.Store
 }
 
 func withBackfill() envOpt {
@@ -98,6 +100,9 @@ func newEnv(t testing.TB, opts ...envOpt) *testEnv {
 		f(&c)
 	}
 	var st ingest.Store = store
+	if c.store != nil {
+		st = c.store
+	}
 	if c.cache {
 		c.deps.LateWrites = ingest.NewLateWrites(5*time.Minute, time.Hour, c.clock)
 		st = ingest.TrackLate(store, c.deps.LateWrites)
