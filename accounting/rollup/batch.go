@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -202,7 +203,7 @@ func (j *Job) readStored(ctx context.Context, a, b int64, m string) (map[string]
 	}
 	defer q.Close()
 	set := q.Select(ctx, false, &storage.SelectHints{Start: a, End: b - 1},
-		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, EnergyMetric+"|"+CompletenessMetric+"|"+EstimatedMetric+"|"+
+		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, EnergyMetric+"|"+CompletenessMetric+"|"+EstimatedMetric+"|"+
 			GroupEnergyMetric+"|"+GroupCoveredMetric+"|"+GroupEstimatedMetric),
 		labels.MustNewMatcher(labels.MatchEqual, SourceMetricLabel, m))
 	out := map[string]*stored{}
@@ -210,8 +211,8 @@ func (j *Job) readStored(ctx context.Context, a, b int64, m string) (map[string]
 	for set.Next() {
 		s := set.At()
 		ls := s.Labels()
-		name := ls.Get(labels.MetricName)
-		key := labels.NewBuilder(ls).Del(labels.MetricName).Labels().String()
+		name := ls.Get(model.MetricNameLabel)
+		key := labels.NewBuilder(ls).Del(model.MetricNameLabel).Labels().String()
 		st := out[key]
 		if st == nil {
 			st = &stored{ts: make([]int64, n), e: make([]float64, n), complete: map[int64]float64{}, estim: map[int64]float64{}}
@@ -250,7 +251,7 @@ func (j *Job) readStored(ctx context.Context, a, b int64, m string) (map[string]
 func rollupLabels(ls map[string]string, m string) (base []sample.Label, key, tenant string) {
 	b := labels.NewScratchBuilder(len(ls) + 1)
 	for k, v := range ls {
-		if k != labels.MetricName {
+		if k != model.MetricNameLabel {
 			b.Add(k, v)
 		}
 	}
@@ -270,7 +271,7 @@ func rollupLabels(ls map[string]string, m string) (base []sample.Label, key, ten
 
 func withName(base []sample.Label, name string) []sample.Label {
 	out := make([]sample.Label, 0, len(base)+1)
-	out = append(out, sample.Label{Name: labels.MetricName, Value: name})
+	out = append(out, sample.Label{Name: model.MetricNameLabel, Value: name})
 	return append(out, base...)
 }
 
@@ -513,7 +514,7 @@ func (f *FirstWrite) Add(ls map[string]string, hours []HourFigures) error {
 	if len(hours) != f.n {
 		return fmt.Errorf("rollup: %d hours of %v, want %d", len(hours), ls, f.n)
 	}
-	m := ls[labels.MetricName]
+	m := ls[model.MetricNameLabel]
 	base, key, tenant := rollupLabels(ls, m)
 	e := func(i int) float64 { return hours[i].Energy }
 	c := func(i int) float64 { return hours[i].Completeness }

@@ -3,7 +3,7 @@ package rollup
 import (
 	"testing"
 
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -34,14 +34,14 @@ func FuzzRollupMatchers(f *testing.F) {
 			t.Fatalf("%q: %d matchers, want %d", sel, len(ms), len(orig))
 		}
 		for i, m := range ms {
-			if m.Name == labels.MetricName {
+			if m.Name == model.MetricNameLabel {
 				t.Fatalf("%q: metric-name matcher left: %v", sel, m)
 			}
 			o := orig[i]
-			if o.Name == labels.MetricName && (m.Name != SourceMetricLabel || m.Type != o.Type || m.Value != o.Value) {
+			if o.Name == model.MetricNameLabel && (m.Name != SourceMetricLabel || m.Type != o.Type || m.Value != o.Value) {
 				t.Fatalf("%q: %v became %v", sel, o, m)
 			}
-			if o.Name != labels.MetricName && (m.Name != o.Name || m.Type != o.Type || m.Value != o.Value) {
+			if o.Name != model.MetricNameLabel && (m.Name != o.Name || m.Type != o.Type || m.Value != o.Value) {
 				t.Fatalf("%q: %v changed to %v", sel, o, m)
 			}
 		}

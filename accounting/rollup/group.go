@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -155,18 +156,18 @@ func (a *acc) readGroups(ctx context.Context, src storage.Queryable, gms []*labe
 	var hb []byte
 	var it chunkenc.Iterator
 	set := qr.Select(ctx, false, hints, append(gms[:len(gms):len(gms)],
-		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, GroupEnergyMetric+"|"+GroupCoveredMetric+"|"+GroupEstimatedMetric))...)
+		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, GroupEnergyMetric+"|"+GroupCoveredMetric+"|"+GroupEstimatedMetric))...)
 	for set.Next() {
 		s := set.At()
 		ls := s.Labels()
 		var key uint64
-		key, hb = ls.HashWithoutLabels(hb, labels.MetricName)
+		key, hb = ls.HashWithoutLabels(hb, model.MetricNameLabel)
 		g := gs[key]
 		if g == nil {
 			g = &grp{e: make([]point, nh), cov: map[int64]float64{}, est: map[int64]float64{}}
 			gs[key] = g
 		}
-		name := ls.Get(labels.MetricName)
+		name := ls.Get(model.MetricNameLabel)
 		it = s.Iterator(it)
 		for it.Next() == chunkenc.ValFloat {
 			t, v := it.At()
@@ -220,11 +221,11 @@ func (a *acc) countSeries(ctx context.Context, src storage.Queryable, ms []*labe
 	}
 	defer qr.Close()
 	set := qr.Select(ctx, false, &storage.SelectHints{Start: lo, End: hi - 1, Func: "series"},
-		append(ms[:len(ms):len(ms)], labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, EnergyMetric))...)
+		append(ms[:len(ms):len(ms)], labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, EnergyMetric))...)
 	var hb []byte
 	for set.Next() {
 		var key uint64
-		key, hb = set.At().Labels().HashWithoutLabels(hb, labels.MetricName)
+		key, hb = set.At().Labels().HashWithoutLabels(hb, model.MetricNameLabel)
 		a.seen[key] = struct{}{}
 	}
 	if err := set.Err(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -75,7 +76,7 @@ func rollupMatchers(p parser.Parser, sel string) ([]*labels.Matcher, error) {
 	}
 	out := make([]*labels.Matcher, 0, len(ms)+1)
 	for _, m := range ms {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			sm, err := labels.NewMatcher(m.Type, SourceMetricLabel, m.Value)
 			if err != nil {
 				return nil, fmt.Errorf("selector %q: %w", sel, err)
@@ -346,19 +347,19 @@ func readRollupWindow(ctx context.Context, src storage.Queryable, ms []*labels.M
 	type extra struct{ complete, estim *sparse }
 	extras := map[uint64]*extra{}
 	var hb []byte
-	set := qr.Select(ctx, false, hints, append(ms[:len(ms):len(ms)], labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, CompletenessMetric+"|"+EstimatedMetric))...)
+	set := qr.Select(ctx, false, hints, append(ms[:len(ms):len(ms)], labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, CompletenessMetric+"|"+EstimatedMetric))...)
 	for set.Next() {
 		s := set.At()
 		ls := s.Labels()
 		var key uint64
-		key, hb = ls.HashWithoutLabels(hb, labels.MetricName)
+		key, hb = ls.HashWithoutLabels(hb, model.MetricNameLabel)
 		x := extras[key]
 		if x == nil {
 			x = &extra{}
 			extras[key] = x
 		}
 		sp := &sparse{}
-		if ls.Get(labels.MetricName) == EstimatedMetric {
+		if ls.Get(model.MetricNameLabel) == EstimatedMetric {
 			x.estim = sp
 		} else {
 			x.complete = sp
@@ -377,7 +378,7 @@ func readRollupWindow(ctx context.Context, src storage.Queryable, ms []*labels.M
 		return fmt.Errorf("select roll-ups: %w", err)
 	}
 
-	set = qr.Select(ctx, false, hints, append(ms[:len(ms):len(ms)], labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, EnergyMetric))...)
+	set = qr.Select(ctx, false, hints, append(ms[:len(ms):len(ms)], labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, EnergyMetric))...)
 	lo, hi := (w.lo-h0)/hourMs, (w.hi-h0)/hourMs
 	for set.Next() {
 		if err := ctx.Err(); err != nil {
@@ -386,7 +387,7 @@ func readRollupWindow(ctx context.Context, src storage.Queryable, ms []*labels.M
 		s := set.At()
 		ls := s.Labels()
 		var key uint64
-		key, hb = ls.HashWithoutLabels(hb, labels.MetricName)
+		key, hb = ls.HashWithoutLabels(hb, model.MetricNameLabel)
 		var comp, estim *sparse
 		if x := extras[key]; x != nil {
 			comp, estim = x.complete, x.estim
@@ -484,8 +485,8 @@ func (a *acc) addRaw(ctx context.Context, src energy.Source, q energy.Query, sel
 // its labels with source_metric, without the metric name, as the roll-ups'
 // HashWithoutLabels(MetricName) gives it.
 func seriesKey(ls map[string]string) uint64 {
-	b := labels.NewBuilder(labels.FromMap(ls)).Set(SourceMetricLabel, ls[labels.MetricName])
-	h, _ := b.Labels().HashWithoutLabels(nil, labels.MetricName)
+	b := labels.NewBuilder(labels.FromMap(ls)).Set(SourceMetricLabel, ls[model.MetricNameLabel])
+	h, _ := b.Labels().HashWithoutLabels(nil, model.MetricNameLabel)
 	return h
 }
 

@@ -56,6 +56,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
@@ -513,7 +514,7 @@ func (j *Job) oldestRaw(ctx context.Context, mint, maxt int64) (int64, bool, err
 	defer q.Close()
 	oldest, found := int64(math.MaxInt64), false
 	for _, m := range j.o.Metrics {
-		set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, m))
+		set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, m))
 		for set.Next() {
 			it := set.At().Iterator(nil)
 			if it.Seek(mint) != 0 {
@@ -556,7 +557,7 @@ func (j *Job) lastRolledIn(ctx context.Context, mint, maxt int64) (int64, bool, 
 	}
 	defer q.Close()
 	set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt},
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, EnergyMetric),
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, EnergyMetric),
 		labels.MustNewMatcher(labels.MatchRegexp, SourceMetricLabel, regexpAlternatives(j.o.Metrics)))
 	last, found := int64(math.MinInt64), false
 	for set.Next() {

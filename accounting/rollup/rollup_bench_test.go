@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	ptsdb "github.com/prometheus/prometheus/tsdb"
 
@@ -159,7 +160,7 @@ func BenchmarkReadYear(b *testing.B) {
 		l := benchLabels(i, EnergyMetric)
 		lb := labels.NewBuilder(l).Set(SourceMetricLabel, counterName)
 		ss[i].e = lb.Labels()
-		ss[i].c = lb.Set(labels.MetricName, CompletenessMetric).Labels()
+		ss[i].c = lb.Set(model.MetricNameLabel, CompletenessMetric).Labels()
 	}
 	t0 := time.Now()
 	blockSpan := time.Duration(envFloat("ROLLUP_BENCH_BLOCK_DAYS", 31) * float64(24*time.Hour))

@@ -385,6 +385,9 @@ func TestRollupEqualsRawAndFollowsLateData(t *testing.T) {
 		t.Fatal(err)
 	}
 	st5 := j2.Stats()
+	if e.writer.points == written {
+		t.Errorf("after restart: the two new hours wrote no points")
+	}
 	if st5.HoursComputed != 4 || !st5.Next.Equal(t0.Add(8*time.Hour)) {
 		t.Errorf("after restart: %d hours computed, next %s; want 4 (2 re-checked, 2 new), 08:00", st5.HoursComputed, st5.Next)
 	}
@@ -407,7 +410,6 @@ func TestCatchUpBackfillAndReader(t *testing.T) {
 	now := t0.Add(5*24*time.Hour + 20*time.Minute)
 	e := newEnv(t, now)
 	from, to := t0.Add(17*time.Minute), now
-	var series []labels.Labels
 	for i, p := range []float64{40e3, 55e3, 70e3} {
 		ls := labels.FromStrings("__name__", counterName, "site", "fra1", "node", string(rune('a'+i)))
 		var gaps [][2]time.Time
@@ -419,7 +421,6 @@ func TestCatchUpBackfillAndReader(t *testing.T) {
 		}
 		ts, vs := counterData(from, to, wave(p, p/4), time.Time{}, gaps)
 		appendSamples(t, e.store.Backfill(), ls, ts, vs) // days old: as blocks
-		series = append(series, ls)
 	}
 	plug := labels.FromStrings("__name__", powerName, "site", "fra1", "node", "plug")
 	ts, vs := powerData(from, to, wave(300, 100))

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -476,7 +477,7 @@ func (a *Accountant) Intensity(ctx context.Context, q storage.Queryable, zone st
 	}
 	defer qr.Close()
 	set := qr.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt},
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, providers.MetricName),
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, providers.MetricName),
 		labels.MustNewMatcher(labels.MatchEqual, "zone", zone),
 		labels.MustNewMatcher(labels.MatchEqual, "signal", string(providers.Average)),
 		labels.MustNewMatcher(labels.MatchNotEqual, "kind", string(providers.Forecast)))

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -772,7 +773,7 @@ func Conflicts(ctx context.Context, q storage.Queryable, provider string, pts []
 	}
 	stored := map[key]float64{}
 	set := qr.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt},
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, providers.MetricName),
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, providers.MetricName),
 		labels.MustNewMatcher(labels.MatchEqual, "provider", provider))
 	var it chunkenc.Iterator
 	for set.Next() {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -358,7 +359,7 @@ func TestIntensityServiceArchivesForecasts(t *testing.T) {
 			t.Fatal(err)
 		}
 		set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, ingest.TenantLabel, tenant),
-			labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, providers.MetricName))
+			labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, providers.MetricName))
 		got := map[int]float64{}
 		n := 0
 		for set.Next() {

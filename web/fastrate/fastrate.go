@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
@@ -67,7 +68,7 @@ func Compile(expr parser.Expr) (*Plan, bool) {
 			return nil, false
 		}
 		for _, g := range agg.Grouping {
-			if g == labels.MetricName {
+			if g == model.MetricNameLabel {
 				return nil, false
 			}
 		}
@@ -98,7 +99,7 @@ func Compile(expr parser.Expr) (*Plan, bool) {
 	// get none.
 	name := ""
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			name = m.Value
 		}
 	}
@@ -273,7 +274,7 @@ func (p *Plan) addSeries(ctx context.Context, st *shard, lset labels.Labels, gk 
 		pts := ev.rates()
 		if len(pts) > 0 {
 			st.b.Reset(lset)
-			st.b.Del(labels.MetricName)
+			st.b.Del(model.MetricNameLabel)
 			st.out = append(st.out, promql.Series{Metric: st.b.Labels(), Floats: pts})
 		}
 		return nil
@@ -333,7 +334,7 @@ func (p *Plan) groupLabels(lset labels.Labels, buf []byte, b *labels.Builder) ([
 	if p.by {
 		b.Keep(p.grouping...)
 	} else {
-		b.Del(labels.MetricName, "__type__", "__unit__")
+		b.Del(model.MetricNameLabel, "__type__", "__unit__")
 		b.Del(p.grouping...)
 	}
 	out := b.Labels()

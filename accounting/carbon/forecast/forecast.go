@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -100,7 +101,7 @@ func New(o Options) *Overlay {
 // for the same forecast archived through the tenant's writer.
 func Labels(k Key) labels.Labels {
 	b := labels.NewScratchBuilder(6)
-	b.Add(labels.MetricName, providers.MetricName)
+	b.Add(model.MetricNameLabel, providers.MetricName)
 	b.Add("zone", k.Zone)
 	b.Add("provider", k.Provider)
 	b.Add("signal", string(k.Signal))

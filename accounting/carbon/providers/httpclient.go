@@ -187,9 +187,3 @@ func (c *client) newRequest(ctx context.Context, path string, q url.Values) (*ht
 	return http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 }
 
-// requestCount returns how many requests were sent.
-func (c *client) requestCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.requests
-}

@@ -157,9 +157,6 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on Linux).
-const clockTicks = 100
-
 // cmdlineHas reports whether a /proc/PID/cmdline (NUL-separated arguments) has arg among its arguments.
 func cmdlineHas(cmdline []byte, arg string) bool {
 	return slices.Contains(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), arg)

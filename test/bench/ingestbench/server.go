@@ -227,9 +227,6 @@ func parseMemStatus(b []byte) (memStatus, error) {
 	return m, nil
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on Linux).
-const clockTicks = 100
-
 // cpuSeconds returns the CPU time (user + system) a process has used.
 func cpuSeconds(pid int) (float64, error) {
 	d, err := procstat.Process(pid)

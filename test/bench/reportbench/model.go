@@ -75,8 +75,6 @@ type expected struct {
 	itKWh, facKWh float64
 	// itCompleteness is the IT meters' completeness over the year.
 	itCompleteness float64
-	rollupPoints   int64
-	rawSamples     int64
 }
 
 func (m model) expected() expected {
