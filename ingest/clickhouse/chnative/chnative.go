@@ -10,10 +10,13 @@
 // blocks.
 //
 // It speaks only what a read needs: the handshake, one query with optional
-// external tables, and the server's data, progress, profile, log, exception
-// and end-of-stream packets. It writes the query's client info for every
+// external tables, and the server's data (totals and extremes read past),
+// progress, profile, exception and end-of-stream packets; anything else ends
+// the query with an error. It writes the query's client info for every
 // server revision that reads it (since 54032); ch-go's own client omits it
-// before revision 54420, so servers such as 18.16 reject its queries.
+// before revision 54420, so servers such as 18.16 reject its queries. Every
+// length a server's answer announces (names, messages, rows) is checked
+// before anything is allocated for it.
 package chnative
 
 import (
