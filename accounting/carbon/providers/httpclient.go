@@ -186,4 +186,3 @@ func (c *client) newRequest(ctx context.Context, path string, q url.Values) (*ht
 	}
 	return http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 }
-
