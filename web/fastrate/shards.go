@@ -241,14 +241,7 @@ func (p *Plan) evalShardedChunks(ctx context.Context, cq storage.ChunkQueryable,
 		st.Reader, st.Workers = read, slices.Max(busy)
 	}
 	errs[own] = err
-	if err := firstError(errs); err != nil {
-		return nil, err
-	}
-	out := make([]promql.Matrix, len(evs))
-	for i, st := range sts {
-		out[i] = p.finish(st)
-	}
-	return out, nil
+	return p.finishShards(sts, errs)
 }
 
 // errNotInMemory: the store's series are not float samples held in memory.
@@ -320,10 +313,16 @@ func (p *Plan) evalShardedFloats(ctx context.Context, q storage.Queryable, evs [
 		})
 	}
 	wg.Wait()
+	return p.finishShards(sts, errs)
+}
+
+// finishShards returns the shards' matrices, or the first of their errors
+// (firstError's order).
+func (p *Plan) finishShards(sts []*shard, errs []error) ([]promql.Matrix, error) {
 	if err := firstError(errs); err != nil {
 		return nil, err
 	}
-	out := make([]promql.Matrix, len(evs))
+	out := make([]promql.Matrix, len(sts))
 	for i, st := range sts {
 		out[i] = p.finish(st)
 	}
