@@ -40,7 +40,7 @@ func openStore(ctx context.Context, cfg config.Server, reg prometheus.Registerer
 			Replication: c.Replication, ZooKeeperPath: c.ZooKeeperPath,
 			Retention: c.Retention.D(), MinuteRetention: c.MinuteRetention.D(), HourRetention: c.HourRetention.D(),
 			BatchSize: c.BatchSize, FlushInterval: c.FlushInterval.D(), WriteTimeout: c.WriteTimeout.D(),
-			AsyncInsert: c.AsyncInsert, ReadCompression: c.ReadCompression, Buffer: clickhouse.BufferOptions{Enabled: c.Buffer.Enabled, Layers: c.Buffer.Layers,
+			AsyncInsert: c.AsyncInsert, Compression: c.Compression, Buffer: clickhouse.BufferOptions{Enabled: c.Buffer.Enabled, Layers: c.Buffer.Layers,
 				MinTime: c.Buffer.MinTime.D(), MaxTime: c.Buffer.MaxTime.D(), MinRows: c.Buffer.MinRows, MaxRows: c.Buffer.MaxRows,
 				MinBytes: int64(c.Buffer.MinBytes), MaxBytes: int64(c.Buffer.MaxBytes)},
 			LookbackDelta: cfg.Query.LookbackDelta.D(), Logger: log.With("component", "clickhouse"),

@@ -33,9 +33,9 @@ func TestSortedSamples(t *testing.T) {
 	}
 }
 
-// Raw reads ask for LZ4 blocks only from servers that are not on this
+// Blocks travel LZ4-compressed only to and from servers that are not on this
 // machine, unless told.
-func TestReadCompression(t *testing.T) {
+func TestCompression(t *testing.T) {
 	for _, tc := range []struct {
 		mode  string
 		addrs []string
@@ -50,9 +50,9 @@ func TestReadCompression(t *testing.T) {
 		{"none", []string{"10.0.0.5:9000"}, false, false},
 		{"zstd", []string{"127.0.0.1:9000"}, false, true},
 	} {
-		got, err := readCompression(tc.mode, tc.addrs)
+		got, err := compression(tc.mode, tc.addrs)
 		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("readCompression(%q, %v) = %v, %v; want %v, error %v", tc.mode, tc.addrs, got, err, tc.want, tc.err)
+			t.Errorf("compression(%q, %v) = %v, %v; want %v, error %v", tc.mode, tc.addrs, got, err, tc.want, tc.err)
 		}
 	}
 }

@@ -81,49 +81,55 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
+// A resent batch is counted once, in raw reads and rollups alike, with
+// blocks sent and read uncompressed or LZ4-compressed.
 func TestDedupResentBatch(t *testing.T) {
-	db := newDB(t)
-	st := open(t, db)
-	defer st.Close()
-	base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli()
-	var batch []sampleT
-	for i := range 3 {
-		l := labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "node", fmt.Sprint("n", i))
-		for j := range 100 {
-			batch = append(batch, sampleT{l, base + int64(j)*15_000, float64(100*i + j)})
-		}
-	}
-	mustCommit(t, st, batch)
-	mustCommit(t, st, batch) // the agent resends after a lost acknowledgement
-	if n := queryUint(t, st, "SELECT count() FROM "+db+".samples"); n < 300 || n > 600 {
-		t.Fatalf("raw rows %d, want between 300 and 600", n)
-	}
-	if n := queryUint(t, st, "SELECT count() FROM "+db+".samples FINAL"); n != 300 {
-		t.Fatalf("deduplicated rows %d, want 300", n)
-	}
-	// Through PromQL: the sum of all samples and their number are counted once.
-	got := promInstant(t, st, "sum(count_over_time(greenloop_power_watts[1h]))", base+99*15_000)
-	if got != 300 {
-		t.Errorf("count_over_time sum = %v, want 300", got)
-	}
-	// sum over i of sum over j of (100i + j) = 100*100*(0+1+2) + 3*4950
-	got = promInstant(t, st, "sum(sum_over_time(greenloop_power_watts[1h]))", base+99*15_000)
-	if want := float64(30000 + 3*4950); got != want {
-		t.Errorf("sum_over_time sum = %v, want %v", got, want)
-	}
-	// The rollups' averages and counts also ignore the duplicate.
-	rs, err := st.Rollups(context.Background(), time.Hour, base, base+2*3_600_000, labels.MustNewMatcher(labels.MatchEqual, "node", "n1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Buckets are (h-1h, h]: base is on the hour, so j=0 ends the first bucket.
-	if len(rs) != 1 || len(rs[0].Buckets) != 2 {
-		t.Fatalf("rollups %+v", rs)
-	}
-	b := rs[0].Buckets[1]
-	// Bucket (base, base+1h] holds j = 1..99 (the window ends before j=240).
-	if b.Count != 99 || b.Avg != 150 || b.Min != 101 || b.Max != 199 || b.First != 101 || b.Last != 199 {
-		t.Errorf("bucket %+v, want 99 samples 101..199 avg 150", b)
+	for _, compression := range []string{"none", "lz4"} {
+		t.Run(compression, func(t *testing.T) {
+			db := newDB(t)
+			st := open(t, db, func(o *clickhouse.Options) { o.Compression = compression })
+			defer st.Close()
+			base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli()
+			var batch []sampleT
+			for i := range 3 {
+				l := labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "node", fmt.Sprint("n", i))
+				for j := range 100 {
+					batch = append(batch, sampleT{l, base + int64(j)*15_000, float64(100*i + j)})
+				}
+			}
+			mustCommit(t, st, batch)
+			mustCommit(t, st, batch) // the agent resends after a lost acknowledgement
+			if n := queryUint(t, st, "SELECT count() FROM "+db+".samples"); n < 300 || n > 600 {
+				t.Fatalf("raw rows %d, want between 300 and 600", n)
+			}
+			if n := queryUint(t, st, "SELECT count() FROM "+db+".samples FINAL"); n != 300 {
+				t.Fatalf("deduplicated rows %d, want 300", n)
+			}
+			// Through PromQL: the sum of all samples and their number are counted once.
+			got := promInstant(t, st, "sum(count_over_time(greenloop_power_watts[1h]))", base+99*15_000)
+			if got != 300 {
+				t.Errorf("count_over_time sum = %v, want 300", got)
+			}
+			// sum over i of sum over j of (100i + j) = 100*100*(0+1+2) + 3*4950
+			got = promInstant(t, st, "sum(sum_over_time(greenloop_power_watts[1h]))", base+99*15_000)
+			if want := float64(30000 + 3*4950); got != want {
+				t.Errorf("sum_over_time sum = %v, want %v", got, want)
+			}
+			// The rollups' averages and counts also ignore the duplicate.
+			rs, err := st.Rollups(context.Background(), time.Hour, base, base+2*3_600_000, labels.MustNewMatcher(labels.MatchEqual, "node", "n1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Buckets are (h-1h, h]: base is on the hour, so j=0 ends the first bucket.
+			if len(rs) != 1 || len(rs[0].Buckets) != 2 {
+				t.Fatalf("rollups %+v", rs)
+			}
+			b := rs[0].Buckets[1]
+			// Bucket (base, base+1h] holds j = 1..99 (the window ends before j=240).
+			if b.Count != 99 || b.Avg != 150 || b.Min != 101 || b.Max != 199 || b.First != 101 || b.Last != 199 {
+				t.Errorf("bucket %+v, want 99 samples 101..199 avg 150", b)
+			}
+		})
 	}
 }
 

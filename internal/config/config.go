@@ -115,11 +115,11 @@ type ClickHouse struct {
 	// so an acknowledgement still means stored). auto uses it on ClickHouse
 	// 23.10 and later unless buffer is enabled; on fails before 21.11.
 	AsyncInsert string `yaml:"async_insert"`
-	// ReadCompression is auto (default), lz4 or none: whether raw reads ask
-	// the server for LZ4-compressed blocks. auto: none when every address
-	// is a loopback one (compressing costs both ends more CPU than copying
-	// the bytes), lz4 otherwise.
-	ReadCompression string `yaml:"read_compression"`
+	// Compression is auto (default), lz4 or none: whether blocks travel
+	// LZ4-compressed between greenloop and ClickHouse, reads and INSERTs.
+	// auto: none when every address is a loopback one (compressing costs
+	// both ends more CPU than copying the bytes), lz4 otherwise.
+	Compression string `yaml:"compression"`
 	// Buffer puts a ClickHouse Buffer table in front of the samples table.
 	Buffer ClickHouseBuffer `yaml:"buffer"`
 }
@@ -627,10 +627,10 @@ func (c *Server) Validate() error {
 		default:
 			add("storage.clickhouse.async_insert", "want auto, on or off, got %q", ch.AsyncInsert)
 		}
-		switch ch.ReadCompression {
+		switch ch.Compression {
 		case "", "auto", "lz4", "none":
 		default:
-			add("storage.clickhouse.read_compression", "want auto, lz4 or none, got %q", ch.ReadCompression)
+			add("storage.clickhouse.compression", "want auto, lz4 or none, got %q", ch.Compression)
 		}
 		validateCHReplication(ch, add)
 		if b := ch.Buffer; b.Enabled {

@@ -125,8 +125,8 @@ func TestValidateClickHouse(t *testing.T) {
 		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'off', buffer: {enabled: true, layers: 2, min_time: 10s, max_time: 1m, min_rows: 50000, max_rows: 500000, min_bytes: 1MiB, max_bytes: 64MiB}}}\n", nil},
 		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'on'}}\n", nil},
 		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'yes'}}\n", []string{`storage.clickhouse.async_insert: want auto, on or off, got "yes"`}},
-		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], read_compression: lz4}}\n", nil},
-		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], read_compression: zstd}}\n", []string{`storage.clickhouse.read_compression: want auto, lz4 or none, got "zstd"`}},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], compression: lz4}}\n", nil},
+		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], compression: zstd}}\n", []string{`storage.clickhouse.compression: want auto, lz4 or none, got "zstd"`}},
 		// Thresholds of a disabled buffer are not checked.
 		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], buffer: {min_time: 1500ms}}}\n", nil},
 		{"storage: {backend: clickhouse, clickhouse: {addrs: ['127.0.0.1:9000'], async_insert: 'on', buffer: {enabled: true, layers: -1, min_time: 1500ms, max_time: -1s, min_rows: 10, max_rows: 5, min_bytes: 2MiB, max_bytes: 1MiB}}}\n", []string{

@@ -50,6 +50,7 @@ type settings struct {
 	Samples       int           `json:"samples_per_series"`
 	Interval      time.Duration `json:"interval_ns"`
 	Batch         int           `json:"samples_per_request"`
+	StepsPerReq   int           `json:"steps_per_request"`
 	Senders       int           `json:"senders"`
 	Rounds        int           `json:"rounds"`
 	BatchSize     int           `json:"greenloop_batch_size,omitempty"`
@@ -78,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.Samples, "samples", 200, "samples per series, -interval apart")
 	fs.DurationVar(&s.Interval, "interval", 15*time.Second, "time between a series' samples")
 	fs.IntVar(&s.Batch, "batch", 2000, "samples (series) per remote_write request")
+	fs.IntVar(&s.StepsPerReq, "steps-per-request", 1, "consecutive time steps per request, of -batch / this many series each, one entry per sample (a Prometheus shard's batch when its queue is behind: 50 shards of 2,000 samples, Prometheus' defaults, are -senders 50 -steps-per-request 10 for 10,000 series)")
 	fs.IntVar(&s.Senders, "senders", 4, "concurrent remote_write senders (remote-write shards)")
 	fs.IntVar(&s.Rounds, "rounds", 3, "rounds, each into fresh databases, in alternating order")
 	fs.IntVar(&s.BatchSize, "ch-batch-size", 0, "greenloop storage.clickhouse.batch_size (0: greenloop's default)")
@@ -113,10 +115,13 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"series", s.Series}, {"samples", s.Samples}, {"batch", s.Batch}, {"senders", s.Senders}, {"rounds", s.Rounds}, {"baseline-batch", s.BaselineBatch + 1}} {
+	}{{"series", s.Series}, {"samples", s.Samples}, {"batch", s.Batch}, {"steps-per-request", s.StepsPerReq}, {"senders", s.Senders}, {"rounds", s.Rounds}, {"baseline-batch", s.BaselineBatch + 1}} {
 		if f.v <= 0 {
 			errs = append(errs, fmt.Errorf("-%s must be positive, got %d", f.name, f.v))
 		}
+	}
+	if s.StepsPerReq > 0 && s.Batch%s.StepsPerReq != 0 {
+		errs = append(errs, fmt.Errorf("-batch (%d) must be a multiple of -steps-per-request (%d)", s.Batch, s.StepsPerReq))
 	}
 	if s.Interval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("-interval must be at least 1ms, got %s", s.Interval))
@@ -343,7 +348,10 @@ func run(ctx context.Context, s settings) (*results, error) {
 	step := s.Interval.Milliseconds()
 	end := time.Now().Add(-time.Minute).Truncate(s.Interval).UnixMilli()
 	l := loadgen.Load{Kind: loadgen.Power, Fleet: loadgen.Fleet{Series: s.Series, Sites: 10},
-		Start: end - int64(s.Samples-1)*step, Step: step, Steps: s.Samples, Batch: s.Batch}
+		Start: end - int64(s.Samples-1)*step, Step: step, Steps: s.Samples, Batch: s.Batch / s.StepsPerReq, StepsPerRequest: s.StepsPerReq}
+	if chunks := l.Chunks(); chunks < s.Senders {
+		logf("note: %d series make %d chunks of %d: only %d of the %d senders have requests to send", s.Series, chunks, l.Batch, chunks, s.Senders)
+	}
 	t0 := time.Now()
 	r, err := loadRows(l)
 	if err != nil {
@@ -664,9 +672,9 @@ func printReport(w io.Writer, res *results) {
 	fmt.Fprintf(w, "greenloop settings: batch_size %d, flush_interval %s, async_insert %q, buffer %+v; rollup views kept: %s\n",
 		s.BatchSize, s.FlushInterval, s.AsyncInsert, s.Buffer, s.RollupViews)
 	fmt.Fprintf(w, "%d rows = %d series x %d samples (%s apart); client: one clickhouse-client INSERT ... FORMAT Native (%.1f MiB, startup %.3fs);\n"+
-		"greenloop: %d remote_write requests of %d samples from %d senders (%.1f MiB snappy); both into greenloop's schema\n\n",
+		"greenloop: %d remote_write requests of %d samples (%d steps of %d series) from %d senders (%.1f MiB snappy); both into greenloop's schema\n\n",
 		res.Rows, s.Series, s.Samples, s.Interval, float64(res.NativeFileBytes)/(1<<20), res.ClientStartupSec,
-		res.Requests, s.Batch, s.Senders, float64(res.WireBytes)/(1<<20))
+		res.Requests, s.Batch, s.StepsPerReq, s.Batch/max(s.StepsPerReq, 1), s.Senders, float64(res.WireBytes)/(1<<20))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
 	row("round", "order", "client rows/s", "greenloop rows/s", "ratio", "client s", "greenloop s",

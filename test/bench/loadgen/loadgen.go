@@ -2,9 +2,12 @@
 // benchmarks: a fleet of power sensors with realistic labels and values,
 // encoded as Prometheus remote_write 1.0 requests (protobuf WriteRequest,
 // snappy block-compressed), the way a Prometheus server's remote-write queue
-// sends them: each request carries one sample for each of Batch series, and a
-// sender (a queue shard) owns a fixed set of series, so every series' samples
-// reach the server in time order.
+// sends them: a sender (a queue shard) owns a fixed set of series, so every
+// series' samples reach the server in time order, and each request carries
+// one sample for each of Batch series, or, with StepsPerRequest > 1, the
+// samples of several consecutive time steps of them, time step by time step
+// and one time series entry per sample, as a shard's batch does when the queue
+// is behind.
 //
 // Everything is deterministic: the same Load always encodes to the same bytes,
 // so greenloop and the server it is compared with get identical data.
@@ -145,21 +148,31 @@ func Watts(i int, t int64) float64 {
 }
 
 // Load is Steps samples, Step ms apart from Start (ms), of every series of a
-// fleet, in requests of Batch series (one sample each).
+// fleet, in requests of Batch series times StepsPerRequest time steps.
 type Load struct {
 	Kind  Kind
 	Fleet Fleet
 	Start int64 // ms of the first sample
 	Step  int64 // ms between a series' samples
 	Steps int
-	Batch int // series (= samples) per request
+	Batch int // series per request (samples, when StepsPerRequest is 1)
+	// StepsPerRequest is how many consecutive time steps of its Batch series
+	// one request carries (0 means 1); the last request of a chunk may carry fewer.
+	StepsPerRequest int
 }
 
-// Chunks is the number of series batches: requests per time step.
+// Chunks is the number of series batches: requests per time window.
 func (l Load) Chunks() int { return (l.Fleet.Series + l.Batch - 1) / l.Batch }
 
+// stepsPerRequest is StepsPerRequest, at least 1.
+func (l Load) stepsPerRequest() int { return max(l.StepsPerRequest, 1) }
+
+// Windows is the number of requests each chunk is sent in: Steps divided
+// into windows of StepsPerRequest steps.
+func (l Load) Windows() int { return (l.Steps + l.stepsPerRequest() - 1) / l.stepsPerRequest() }
+
 // Requests is the number of requests of the whole load.
-func (l Load) Requests() int { return l.Chunks() * l.Steps }
+func (l Load) Requests() int { return l.Chunks() * l.Windows() }
 
 // Samples is the number of samples of the whole load.
 func (l Load) Samples() int64 { return int64(l.Fleet.Series) * int64(l.Steps) }
@@ -180,7 +193,8 @@ func (l Load) ChunksOf(s, n int) []int {
 type Request struct {
 	Body    []byte // snappy-compressed WriteRequest
 	Samples int
-	Step    int // index of the time step its samples are at
+	Step    int // index of the (first) time step its samples are at
+	Steps   int // time steps it carries
 }
 
 // Encoder encodes a Load's requests. It keeps the counters of Energy series,
@@ -191,7 +205,7 @@ type Encoder struct {
 	l       Load
 	labels  [][]prompb.Label // per series of the encoder's chunks, indexed by series
 	counter []float64        // joules so far, per series (Energy)
-	nextT   []int            // next step to encode, per chunk
+	nextT   []int            // next window to encode, per chunk
 	req     prompb.WriteRequest
 	samples []prompb.Sample
 	pb      []byte
@@ -216,42 +230,54 @@ func (l Load) NewEncoders(n int) []*Encoder {
 	return encs
 }
 
-// Encode returns chunk c's request of time step k. Steps of a chunk must come in order.
-func (e *Encoder) Encode(c, k int) (Request, error) {
-	if e.nextT[c] != k {
-		return Request{}, fmt.Errorf("loadgen: chunk %d encoded at step %d, want step %d next", c, k, e.nextT[c])
+// Encode returns chunk c's request w: its series' samples at time steps
+// w*StepsPerRequest up to the next window (with StepsPerRequest 1, w is the
+// time step). A chunk's windows must come in order.
+func (e *Encoder) Encode(c, w int) (Request, error) {
+	if e.nextT[c] != w {
+		return Request{}, fmt.Errorf("loadgen: chunk %d encoded at window %d, want window %d next", c, w, e.nextT[c])
+	}
+	l := e.l
+	if w >= l.Windows() {
+		return Request{}, fmt.Errorf("loadgen: window %d of a load of %d", w, l.Windows())
 	}
 	e.nextT[c]++
-	l := e.l
 	lo, hi := c*l.Batch, min((c+1)*l.Batch, l.Fleet.Series)
-	t := l.Start + int64(k)*l.Step
-	if cap(e.samples) < hi-lo {
-		e.samples = make([]prompb.Sample, hi-lo)
+	k0 := w * l.stepsPerRequest()
+	k1 := min(k0+l.stepsPerRequest(), l.Steps)
+	n := (hi - lo) * (k1 - k0)
+	if cap(e.samples) < n {
+		e.samples = make([]prompb.Sample, n)
 	}
 	e.req.Timeseries = e.req.Timeseries[:0]
-	for i := lo; i < hi; i++ {
-		v := Watts(i, t)
-		if l.Kind == Energy {
-			e.counter[i] += v * float64(l.Step) / 1000
-			v = e.counter[i]
+	j := 0
+	for k := k0; k < k1; k++ {
+		t := l.Start + int64(k)*l.Step
+		for i := lo; i < hi; i++ {
+			v := Watts(i, t)
+			if l.Kind == Energy {
+				e.counter[i] += v * float64(l.Step) / 1000
+				v = e.counter[i]
+			}
+			sm := e.samples[j : j+1 : j+1]
+			j++
+			sm[0] = prompb.Sample{Value: v, Timestamp: t}
+			e.req.Timeseries = append(e.req.Timeseries, prompb.TimeSeries{Labels: e.labels[i], Samples: sm})
 		}
-		sm := e.samples[i-lo : i-lo+1 : i-lo+1]
-		sm[0] = prompb.Sample{Value: v, Timestamp: t}
-		e.req.Timeseries = append(e.req.Timeseries, prompb.TimeSeries{Labels: e.labels[i], Samples: sm})
 	}
 	size := e.req.Size()
 	if cap(e.pb) < size {
 		e.pb = make([]byte, size)
 	}
-	n, err := e.req.MarshalToSizedBuffer(e.pb[:size])
+	m, err := e.req.MarshalToSizedBuffer(e.pb[:size])
 	if err != nil {
 		return Request{}, fmt.Errorf("loadgen: marshal: %w", err)
 	}
-	return Request{Body: snappy.Encode(nil, e.pb[size-n:size]), Samples: hi - lo, Step: k}, nil
+	return Request{Body: snappy.Encode(nil, e.pb[size-m:size]), Samples: n, Step: k0, Steps: k1 - k0}, nil
 }
 
 // EncodeAll encodes the whole load for n senders: out[s] is sender s's
-// requests in send order (step by step, its chunks in order within a step).
+// requests in send order (window by window, its chunks in order within a window).
 func (l Load) EncodeAll(n int) ([][]Request, error) {
 	encs := l.NewEncoders(n)
 	out := make([][]Request, n)
@@ -261,8 +287,8 @@ func (l Load) EncodeAll(n int) ([][]Request, error) {
 			var err error
 			defer func() { errs <- err }()
 			cs := l.ChunksOf(s, n)
-			out[s] = make([]Request, 0, len(cs)*l.Steps)
-			for k := range l.Steps {
+			out[s] = make([]Request, 0, len(cs)*l.Windows())
+			for k := range l.Windows() {
 				for _, c := range cs {
 					var r Request
 					if r, err = encs[s].Encode(c, k); err != nil {

@@ -23,8 +23,19 @@ func decode(t *testing.T, r Request) prompb.WriteRequest {
 }
 
 func TestEncodeAllCoversEverySampleInOrder(t *testing.T) {
-	for _, kind := range []Kind{Power, Energy} {
-		l := Load{Kind: kind, Fleet: Fleet{Series: 250, Sites: 3}, Start: 1_700_000_000_000, Step: 15_000, Steps: 4, Batch: 60}
+	for _, tc := range []struct {
+		kind                  Kind
+		stepsPerReq, requests int
+	}{
+		{Power, 0, 5 * 4}, {Energy, 1, 5 * 4},
+		// 4 steps in windows of 3: a window of 3 steps, then one of 1.
+		{Power, 3, 5 * 2}, {Energy, 3, 5 * 2},
+	} {
+		kind := tc.kind
+		l := Load{Kind: kind, Fleet: Fleet{Series: 250, Sites: 3}, Start: 1_700_000_000_000, Step: 15_000, Steps: 4, Batch: 60, StepsPerRequest: tc.stepsPerReq}
+		if l.Requests() != tc.requests {
+			t.Fatalf("steps per request %d: Requests() = %d, want %d", tc.stepsPerReq, l.Requests(), tc.requests)
+		}
 		out, err := l.EncodeAll(3)
 		if err != nil {
 			t.Fatal(err)
@@ -35,9 +46,10 @@ func TestEncodeAllCoversEverySampleInOrder(t *testing.T) {
 			requests += len(reqs)
 			for _, r := range reqs {
 				wr := decode(t, r)
-				if len(wr.Timeseries) != r.Samples || r.Samples > l.Batch {
-					t.Fatalf("request has %d series, says %d (batch %d)", len(wr.Timeseries), r.Samples, l.Batch)
+				if len(wr.Timeseries) != r.Samples || r.Samples > l.Batch*r.Steps || r.Steps < 1 || r.Steps > max(tc.stepsPerReq, 1) {
+					t.Fatalf("request has %d series, says %d samples over %d steps (batch %d)", len(wr.Timeseries), r.Samples, r.Steps, l.Batch)
 				}
+				var prevT int64
 				for _, ts := range wr.Timeseries {
 					if len(ts.Labels) != 7 || ts.Labels[0].Value != kind.Metric() {
 						t.Fatalf("labels %v", ts.Labels)
@@ -49,10 +61,17 @@ func TestEncodeAllCoversEverySampleInOrder(t *testing.T) {
 					for _, lb := range ts.Labels {
 						k += lb.Name + "=" + lb.Value + ","
 					}
-					sm := ts.Samples[0]
-					if sm.Timestamp != l.Start+int64(r.Step)*l.Step {
-						t.Fatalf("sender %d: sample at %d in a request of step %d", s, sm.Timestamp, r.Step)
+					if len(ts.Samples) != 1 {
+						t.Fatalf("a time series entry with %d samples, want one per entry as Prometheus sends", len(ts.Samples))
 					}
+					sm := ts.Samples[0]
+					if sm.Timestamp < l.Start+int64(r.Step)*l.Step || sm.Timestamp >= l.Start+int64(r.Step+r.Steps)*l.Step {
+						t.Fatalf("sender %d: sample at %d in a request of steps %d+%d", s, sm.Timestamp, r.Step, r.Steps)
+					}
+					if sm.Timestamp < prevT {
+						t.Fatalf("sender %d: request goes back in time: %d after %d", s, sm.Timestamp, prevT)
+					}
+					prevT = sm.Timestamp
 					if prev, ok := last[k]; ok {
 						if sm.Timestamp <= prev.Timestamp {
 							t.Fatalf("series %s out of order: %d after %d", k, sm.Timestamp, prev.Timestamp)
@@ -97,6 +116,14 @@ func TestEncodeRefusesStepsOutOfOrder(t *testing.T) {
 	e := l.NewEncoders(1)[0]
 	if _, err := e.Encode(0, 1); err == nil {
 		t.Fatal("encoding step 1 before step 0 succeeded")
+	}
+	for w := range 2 {
+		if _, err := e.Encode(0, w); err != nil {
+			t.Fatalf("window %d: %v", w, err)
+		}
+	}
+	if _, err := e.Encode(0, 2); err == nil {
+		t.Fatal("encoding past the last step succeeded")
 	}
 }
 
