@@ -75,9 +75,7 @@ func (s *Store) Appender(ctx context.Context) storage.Appender {
 }
 
 func (s *Store) isKnown(id uint64) bool {
-	s.knownMu.RLock()
-	_, ok := s.known[id]
-	s.knownMu.RUnlock()
+	_, ok := s.known.Load(id)
 	return ok
 }
 
@@ -236,11 +234,9 @@ func (s *Store) write(batch []*flushReq) error {
 		if err := s.insertSeries(ctx, series); err != nil {
 			return classify(fmt.Errorf("clickhouse store: insert %d series: %w", len(series), err))
 		}
-		s.knownMu.Lock()
 		for _, sr := range series {
-			s.known[sr.id] = struct{}{}
+			s.known.Store(sr.id, struct{}{})
 		}
-		s.knownMu.Unlock()
 	}
 	ids, ts, vals := batch[0].ids, batch[0].ts, batch[0].vals
 	if len(batch) > 1 {

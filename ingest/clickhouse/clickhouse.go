@@ -133,8 +133,11 @@ type Store struct {
 	// labels caches the label sets of series read (seriesLabels).
 	labels labelCache
 
-	knownMu sync.RWMutex
-	known   map[uint64]struct{} // series ids whose series row is stored
+	// known holds the ids (uint64 keys) of series whose series row is
+	// stored. A sync.Map: every sample looks its series up, from every
+	// request's goroutine, and a read-write mutex's shared counter cost
+	// more than the lookup.
+	known sync.Map
 
 	// async: sample INSERTs carry async_insert=1, wait_for_async_insert=1.
 	async bool
@@ -228,7 +231,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		ret:     retention{raw: o.Retention, minute: o.MinuteRetention, hour: o.HourRetention},
 		log:     o.Logger,
 		now:     o.Now,
-		known:   map[uint64]struct{}{},
 		labels:  labelCache{max: labelCacheSize},
 		samples: tblSamples,
 		reqs:    make(chan *flushReq),
@@ -344,9 +346,7 @@ func (s *Store) applyRetention(ctx context.Context, setTTL bool) error {
 	defer func() {
 		// A series pruned here (or by another greenloop sharing the database)
 		// must be stored again if it reports again: forget what is stored.
-		s.knownMu.Lock()
-		s.known = map[uint64]struct{}{}
-		s.knownMu.Unlock()
+		s.known.Clear()
 	}()
 	for i, c := range s.shards {
 		switch {
