@@ -53,12 +53,17 @@ if [ "${FLOORBENCH:-1}" != 0 ]; then
 fi
 
 # ClickHouse: greenloop's remote_write ingest into ClickHouse vs clickhouse-client
-# on the same 2 M rows (see docs/benchmarks.md, "ClickHouse backend").
-# CHBENCH=0 skips it.
+# on the same 6 M rows (see docs/benchmarks.md, "ClickHouse backend"), sent
+# as Prometheus' remote-write shards send a backlog (2,000 samples a request):
+# the default durable mode with 100 shards (two Prometheus servers at their
+# default queue_config, or one with max_shards: 100) and with 50 (one), then
+# the Buffer table. CHBENCH=0 skips it.
 if [ "${CHBENCH:-1}" != 0 ]; then
 	if command -v clickhouse-client >/dev/null; then
 		mkdir -p bin
-		"$GO" run ./test/bench/chbench -rounds 3 -baseline-batch 4300 -out bin/chbench-results.json
+		"$GO" run ./test/bench/chbench -rounds 3 -samples 600 -senders 100 -steps-per-request 20 -out bin/chbench-results.json
+		"$GO" run ./test/bench/chbench -rounds 3 -samples 600 -senders 50 -steps-per-request 10 -out bin/chbench-one-prometheus.json
+		"$GO" run ./test/bench/chbench -rounds 3 -samples 600 -ch-buffer -out bin/chbench-buffer.json
 	else
 		echo "bench.sh: no clickhouse-client (apt-get install clickhouse-client clickhouse-server): skipping test/bench/chbench" >&2
 	fi

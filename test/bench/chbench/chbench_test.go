@@ -247,8 +247,13 @@ func TestGreenloopConfig(t *testing.T) {
 
 func TestParseFlags(t *testing.T) {
 	s, err := parseFlags(nil, io.Discard)
-	if err != nil || s.Series != 10_000 || s.Samples != 200 || s.Rounds != 3 {
+	// One Prometheus at its default queue_config: 50 shards of 2,000 samples.
+	if err != nil || s.Series != 10_000 || s.Samples != 200 || s.Rounds != 3 || s.Senders != 50 || s.Batch != 2000 || s.StepsPerReq != 10 {
 		t.Fatalf("defaults = %+v, %v", s, err)
+	}
+	if _, err := parseFlags([]string{"-batch", "2000", "-steps-per-request", "3"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "-batch (2000) must be a multiple of -steps-per-request (3)") {
+		t.Errorf("-steps-per-request 3: %v", err)
 	}
 	if _, err := parseFlags([]string{"-series", "0", "-interval", "0s", "-ch-async-insert", "yes", "-ch-buffer-max-rows", "-1"}, io.Discard); err == nil ||
 		!strings.Contains(err.Error(), "-series") || !strings.Contains(err.Error(), "-interval") ||
