@@ -236,17 +236,16 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		reqs:    make(chan *flushReq),
 		stop:    make(chan struct{}),
 	}
-	compress, err := compression(o.Compression, o.Addrs)
-	if err != nil {
+	var err error
+	if s.compress, err = compression(o.Compression, o.Addrs); err != nil {
 		return nil, fmt.Errorf("clickhouse store: %w", err)
 	}
-	s.compress = compress
 	if s.conn, err = s.dial(o.Addrs); err != nil {
 		return nil, err
 	}
 	s.shards = []driver.Conn{s.conn}
 	s.reader = chnative.New(chnative.Options{Addrs: o.Addrs, Username: o.Username, Password: o.Password,
-		DialTimeout: o.DialTimeout, Compress: compress})
+		DialTimeout: o.DialTimeout, Compress: s.compress})
 	if o.Cluster != "" {
 		s.shards = nil
 		for _, a := range o.Addrs {
