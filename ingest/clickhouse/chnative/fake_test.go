@@ -519,12 +519,7 @@ func TestFakeServerMaxIdle(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	firstErr(t, errs)
 	dialed := srv.connections()
 	if dialed != 3 {
 		t.Fatalf("connections: got %d, want 3 concurrent", dialed)
@@ -586,12 +581,7 @@ func TestFakeServerStalePool(t *testing.T) {
 	}
 	close(hold)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	firstErr(t, errs)
 	// Both kept connections are now closed by the server.
 	got, err := selectFake(testCtx(t), c)
 	if err != nil {
@@ -649,5 +639,17 @@ func TestFakeServerContextEnd(t *testing.T) {
 				t.Errorf("%d of %d runs without %v", bad, runs, tt.want)
 			}
 		})
+	}
+}
+
+// firstErr closes errs, which the test's goroutines have finished writing
+// to, and fails the test on the first error in it.
+func firstErr(t *testing.T, errs chan error) {
+	t.Helper()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -142,14 +142,17 @@ func TestSelectTwoExternalTables(t *testing.T) {
 		}
 		var n chnative.Fixed[uint64]
 		var got []uint64
-		err := c.Select(testCtx(t),
-			"SELECT number FROM numbers(10) WHERE number IN ids AND number NOT IN (SELECT id FROM skip) ORDER BY number",
-			[]chnative.Table{
-				{Name: "ids", Columns: []proto.InputColumn{{Name: "id", Data: &ids}}},
-				{Name: "skip", Columns: []proto.InputColumn{{Name: "id", Data: &skip}, {Name: "name", Data: &names}}},
-			},
-			proto.Results{{Name: "number", Data: &n}},
-			func(int) error { got = append(got, n.V...); return nil })
+		sel := func() error {
+			return c.Select(testCtx(t),
+				"SELECT number FROM numbers(10) WHERE number IN ids AND number NOT IN (SELECT id FROM skip) ORDER BY number",
+				[]chnative.Table{
+					{Name: "ids", Columns: []proto.InputColumn{{Name: "id", Data: &ids}}},
+					{Name: "skip", Columns: []proto.InputColumn{{Name: "id", Data: &skip}, {Name: "name", Data: &names}}},
+				},
+				proto.Results{{Name: "number", Data: &n}},
+				func(int) error { got = append(got, n.V...); return nil })
+		}
+		err := sel()
 		if err == nil || !strings.Contains(err.Error(), "rows") {
 			// skip's columns differ in length: the client must refuse to send it.
 			t.Fatalf("tables with columns of 2 and 5 rows: got error %v, want one about rows", err)
@@ -157,14 +160,7 @@ func TestSelectTwoExternalTables(t *testing.T) {
 		names = proto.ColStr{}
 		names.Append("b")
 		names.Append("d")
-		err = c.Select(testCtx(t),
-			"SELECT number FROM numbers(10) WHERE number IN ids AND number NOT IN (SELECT id FROM skip) ORDER BY number",
-			[]chnative.Table{
-				{Name: "ids", Columns: []proto.InputColumn{{Name: "id", Data: &ids}}},
-				{Name: "skip", Columns: []proto.InputColumn{{Name: "id", Data: &skip}, {Name: "name", Data: &names}}},
-			},
-			proto.Results{{Name: "number", Data: &n}},
-			func(int) error { got = append(got, n.V...); return nil })
+		err = sel()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -448,12 +444,7 @@ func TestSelectRestartTwoIdle(t *testing.T) {
 	started.Wait()
 	close(hold)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	firstErr(t, errs)
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
