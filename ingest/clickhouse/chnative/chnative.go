@@ -229,12 +229,25 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			return cn, nil
 		}
 		errs = append(errs, err)
-		if ctx.Err() != nil {
+		if cerr := ended(ctx); cerr != nil {
 			// The caller's deadline or cancellation, not the address, ended it.
-			return nil, fmt.Errorf("%w (%w)", ctx.Err(), errors.Join(errs...))
+			return nil, fmt.Errorf("%w (%w)", cerr, errors.Join(errs...))
 		}
 	}
 	return nil, errors.Join(errs...)
+}
+
+// ended returns why ctx ended, or nil. A deadline that has passed counts
+// before the context's own timer has fired: the dialer's socket deadline,
+// copied from ctx, can fail the dial first.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (c *Client) dialOne(ctx context.Context, addr string) (*conn, error) {
@@ -244,14 +257,24 @@ func (c *Client) dialOne(ctx context.Context, addr string) (*conn, error) {
 		return nil, fmt.Errorf("chnative: dial %s: %w", addr, err)
 	}
 	cn := &conn{nc: nc, r: proto.NewReader(nc), addr: addr, compress: c.opts.Compress}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
+	// The context ends the handshake, as it ends a query in run: a socket
+	// deadline copied from ctx could fire before the context's own timer,
+	// and the error would not say that the context ended it.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	err = cn.handshake(c.opts)
+	if !stop() {
+		// The context ended while (or just after) shaking hands; the
+		// connection's deadline may be in the past, so it is not kept.
+		_ = nc.Close()
+		if err == nil {
+			return nil, fmt.Errorf("chnative: handshake with %s: %w", addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("chnative: handshake with %s: %w (%w)", addr, ctx.Err(), err)
 	}
-	if err := cn.handshake(c.opts); err != nil {
+	if err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("chnative: handshake with %s: %w", addr, err)
 	}
-	_ = nc.SetDeadline(time.Time{})
 	return cn, nil
 }
 
