@@ -63,6 +63,17 @@ func FuzzWriteRemote(f *testing.F) {
 		{Labels: []prompb.Label{{Name: "__name__", Value: "bad-name"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: now.UnixMilli()}}},
 		{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "x"}}, Samples: []prompb.Sample{{Value: math.NaN(), Timestamp: now.UnixMilli()}}},
 	}, Metadata: []prompb.MetricMetadata{{MetricFamilyName: "up", Help: "h"}}})
+	// A Prometheus shard that is behind: one entry per sample; a negative
+	// timestamp (a ten-byte varint) and a zero one (omitted on the wire).
+	seed(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: []prompb.Label{{Name: "__name__", Value: "greenloop_power_watts"}, {Name: "site", Value: "fra1"}}, Samples: []prompb.Sample{{Value: 212.5, Timestamp: now.UnixMilli()}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "greenloop_power_watts"}, {Name: "site", Value: "fra1"}}, Samples: []prompb.Sample{{Value: 213, Timestamp: -1}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "greenloop_power_watts"}, {Name: "site", Value: "fra1"}}, Samples: []prompb.Sample{{Value: 0, Timestamp: 0}}},
+	}})
+	// A sample with a field after its timestamp (field 3, varint 1), then
+	// the series' label.
+	f.Add([]byte{0x0a, 0x1b, 0x12, 0x0d, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x01, 0x18, 0x01,
+		0x0a, 0x0a, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_', '_'})
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
 	f.Add([]byte{0x0a, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -97,6 +108,24 @@ func FuzzWriteRemote(f *testing.F) {
 		}
 		if len(st.got) != res.Accepted {
 			t.Fatalf("stored %d, reported %d", len(st.got), res.Accepted)
+		}
+		// Every stored sample is one of the request's, timestamp and value bits alike.
+		type tv struct {
+			t int64
+			v uint64
+		}
+		left := map[tv]int{}
+		for _, ts := range ref.Timeseries {
+			for _, s := range ts.Samples {
+				left[tv{s.Timestamp, math.Float64bits(s.Value)}]++
+			}
+		}
+		for _, g := range st.got {
+			k := tv{g.t, math.Float64bits(g.v)}
+			if left[k] == 0 {
+				t.Fatalf("stored %s %d %v, which the request does not hold (or holds fewer times)", g.lset, g.t, g.v)
+			}
+			left[k]--
 		}
 	})
 }

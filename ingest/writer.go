@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -429,11 +431,13 @@ func (w *Writer) WriteSeries(ctx context.Context, o WriteOptions, series []sampl
 }
 
 func hashKey(optKey string, raw []byte) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(optKey)
-	_, _ = d.Write(raw)
-	return d.Sum64()
+	return mixKey(xxhash.Sum64String(optKey), raw)
+}
+
+// mixKey is hashKey with the options' hash computed once per request. The
+// cache compares whole keys, so the mix only has to spread them.
+func mixKey(hOpt uint64, raw []byte) uint64 {
+	return xxhash.Sum64(raw) ^ bits.RotateLeft64(hOpt, 31)
 }
 
 // WriteRemote stores a remote_write 1.0 request (the protobuf, already
@@ -444,6 +448,7 @@ func hashKey(optKey string, raw []byte) uint64 {
 func (w *Writer) WriteRemote(ctx context.Context, o WriteOptions, pb []byte) (Result, error) {
 	r := w.begin(ctx)
 	ok := "r" + optKey(o)
+	hOpt := xxhash.Sum64String(ok)
 	var scratch []sample.Label
 	var err error
 	index := 0
@@ -465,7 +470,7 @@ func (w *Writer) WriteRemote(ctx context.Context, o WriteOptions, pb []byte) (Re
 				break
 			}
 			pb = pb[m:]
-			if scratch, err = w.remoteSeries(r, ok, ts, index, scratch, o); err != nil {
+			if scratch, err = w.remoteSeries(r, ok, hOpt, ts, index, scratch, o); err != nil {
 				break
 			}
 			index++
@@ -486,26 +491,38 @@ func malformedSeries(index int, what string, err error) error {
 }
 
 // remoteSeries stores one TimeSeries message, checking its framing.
-func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, scratch []sample.Label, o WriteOptions) ([]sample.Label, error) {
+func (w *Writer) remoteSeries(r *request, optKey string, hOpt uint64, ts []byte, index int, scratch []sample.Label, o WriteOptions) ([]sample.Label, error) {
 	// Pass 1: check the fields, find the label region, count samples and histograms.
 	start, end := -1, -1
 	contiguous := true
 	nSamples, nHist := 0, 0
 	for p := 0; p < len(ts); {
-		num, typ, n := protowire.ConsumeTag(ts[p:])
-		if n < 0 {
-			return scratch, malformedSeries(index, "field tag", protowire.ParseError(n))
-		}
-		if (num == 1 || num == 2) && typ != protowire.BytesType {
-			return scratch, malformedSeries(index, fmt.Sprintf("field %d", num), fmt.Errorf("wire type %d", typ))
-		}
 		fieldStart := p
-		p += n
-		m := protowire.ConsumeFieldValue(num, typ, ts[p:])
-		if m < 0 {
-			return scratch, malformedSeries(index, fmt.Sprintf("field %d", num), protowire.ParseError(m))
+		var num protowire.Number
+		if t := ts[p]; (t == tagLabel || t == tagSample) && p+1 < len(ts) && ts[p+1] < 0x80 {
+			// The usual encoding: a one-byte tag and a length under 128.
+			num = protowire.Number(t >> 3)
+			p += 2 + int(ts[p+1])
+			if p > len(ts) {
+				return scratch, malformedSeries(index, fmt.Sprintf("field %d", num), protowire.ParseError(-1))
+			}
+		} else {
+			var typ protowire.Type
+			var n int
+			num, typ, n = protowire.ConsumeTag(ts[p:])
+			if n < 0 {
+				return scratch, malformedSeries(index, "field tag", protowire.ParseError(n))
+			}
+			if (num == 1 || num == 2) && typ != protowire.BytesType {
+				return scratch, malformedSeries(index, fmt.Sprintf("field %d", num), fmt.Errorf("wire type %d", typ))
+			}
+			p += n
+			m := protowire.ConsumeFieldValue(num, typ, ts[p:])
+			if m < 0 {
+				return scratch, malformedSeries(index, fmt.Sprintf("field %d", num), protowire.ParseError(m))
+			}
+			p += m
 		}
-		p += m
 		switch num {
 		case 1:
 			if start < 0 {
@@ -528,7 +545,7 @@ func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, s
 	var h uint64
 	if contiguous {
 		// A hit means these exact label bytes were decoded and checked before.
-		h = hashKey(optKey, raw)
+		h = mixKey(hOpt, raw)
 		e = w.cache.get(h, optKey, raw)
 	}
 	if e == nil {
@@ -550,8 +567,14 @@ func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, s
 		r.reject(nHist, sample.Rejection{Series: e.lset.String(), Index: index, Field: "histograms",
 			Reason: sample.ReasonUnsupported, Detail: "native histograms are not stored; send classic histograms"})
 	}
-	// Pass 2: the samples (checked even for a refused series, so a malformed body is refused whole).
+	// Pass 2: the samples (checked even for a refused series, so a malformed
+	// body is refused whole). Pass 1 checked the framing; contiguous labels
+	// are skipped in one step.
 	for p := 0; p < len(ts); {
+		if p == start && contiguous {
+			p = end
+			continue
+		}
 		num, typ, n := protowire.ConsumeTag(ts[p:])
 		p += n
 		if num != 2 {
@@ -574,8 +597,22 @@ func (w *Writer) remoteSeries(r *request, optKey string, ts []byte, index int, s
 	return scratch, nil
 }
 
+// One-byte tags of the fields the decoder reads most.
+const (
+	tagLabel     = 1<<3 | byte(protowire.BytesType)   // TimeSeries.labels
+	tagSample    = 2<<3 | byte(protowire.BytesType)   // TimeSeries.samples
+	tagValue     = 1<<3 | byte(protowire.Fixed64Type) // Sample.value
+	tagTimestamp = 2<<3 | byte(protowire.VarintType)  // Sample.timestamp
+)
+
 // decodeSample decodes a Sample message: value (field 1, double) and timestamp (field 2, int64).
 func decodeSample(b []byte) (t int64, v float64, err error) {
+	// The usual encoding: value, then a timestamp of at most 9 bytes.
+	if len(b) >= 11 && b[0] == tagValue && b[9] == tagTimestamp {
+		if x, k := protowire.ConsumeVarint(b[10:]); k == len(b)-10 {
+			return int64(x), math.Float64frombits(binary.LittleEndian.Uint64(b[1:9])), nil
+		}
+	}
 	for len(b) > 0 {
 		fn, ft, k := protowire.ConsumeTag(b)
 		if k < 0 {
