@@ -2,7 +2,6 @@ package clickhouse_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,14 +29,7 @@ func withBuffer(b clickhouse.BufferOptions) func(*clickhouse.Options) {
 // to the last whole minute (value = 100*node + index), and that minute's end.
 func recentBatch() ([]sampleT, int64) {
 	end := time.Now().Truncate(time.Minute).UnixMilli()
-	var batch []sampleT
-	for i := range 3 {
-		l := labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "node", fmt.Sprint("n", i))
-		for j := range 40 {
-			batch = append(batch, sampleT{l, end - int64(39-j)*15_000, float64(100*i + j)})
-		}
-	}
-	return batch, end
+	return powerBatch(3, 40, end-39*15_000, func(i, j int) float64 { return float64(100*i + j) }), end
 }
 
 // The conformance suite with every sample still in the buffer's memory:

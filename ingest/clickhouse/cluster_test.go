@@ -99,13 +99,7 @@ func TestCluster(t *testing.T) {
 		st := openCluster(t, "sharding")
 		defer st.Close()
 		base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli()
-		var batch []sampleT
-		for i := range 100 {
-			l := labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "node", fmt.Sprint("n", i))
-			for j := range 10 {
-				batch = append(batch, sampleT{l, base + int64(j)*15_000, float64(i)})
-			}
-		}
+		batch := powerBatch(100, 10, base, func(i, _ int) float64 { return float64(i) })
 		mustCommit(t, st, batch)
 		mustCommit(t, st, batch) // a resend
 		var total uint64

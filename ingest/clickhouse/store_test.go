@@ -36,6 +36,19 @@ func commit(t testing.TB, s storage.Appendable, batch []sampleT) error {
 	return app.Commit()
 }
 
+// powerBatch is nodes power series at site fra1 (node n0, n1, ...), each
+// with steps samples 15 s apart from first, valued v(node, step).
+func powerBatch(nodes, steps int, first int64, v func(node, step int) float64) []sampleT {
+	var batch []sampleT
+	for i := range nodes {
+		l := labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "node", fmt.Sprint("n", i))
+		for j := range steps {
+			batch = append(batch, sampleT{l, first + int64(j)*15_000, v(i, j)})
+		}
+	}
+	return batch
+}
+
 func mustCommit(t testing.TB, s storage.Appendable, batch []sampleT) {
 	t.Helper()
 	if err := commit(t, s, batch); err != nil {
@@ -90,13 +103,7 @@ func TestDedupResentBatch(t *testing.T) {
 			st := open(t, db, func(o *clickhouse.Options) { o.Compression = compression })
 			defer st.Close()
 			base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli()
-			var batch []sampleT
-			for i := range 3 {
-				l := labels.FromStrings("__name__", "greenloop_power_watts", "site", "fra1", "node", fmt.Sprint("n", i))
-				for j := range 100 {
-					batch = append(batch, sampleT{l, base + int64(j)*15_000, float64(100*i + j)})
-				}
-			}
+			batch := powerBatch(3, 100, base, func(i, j int) float64 { return float64(100*i + j) })
 			mustCommit(t, st, batch)
 			mustCommit(t, st, batch) // the agent resends after a lost acknowledgement
 			if n := queryUint(t, st, "SELECT count() FROM "+db+".samples"); n < 300 || n > 600 {
